@@ -1,0 +1,429 @@
+"""Message structures: everything Overt sends, signs or hashes, with its canonical encoding.
+
+Each top-level structure begins with a one-byte version; decoders accept only the versions
+they know, bound every length and refuse trailing bytes. Keys appear here as raw bytes of a
+fixed length; :mod:`overt.protocol` turns them into key objects and checks signatures.
+
+Presentation-language summary (lengths in bytes; ``<a..b>`` is a vector with a length prefix)::
+
+    struct { opaque account<1..64>; uint32 device; } Address;
+    struct { uint32 id; opaque key[32]; opaque sig[64]; } SignedPreKey;
+    struct { uint32 id; opaque key[1184]; opaque sig[64]; bool last_resort; } KemPreKey;
+    struct { uint32 id; opaque key[32]; } OneTimePreKey;
+    struct { uint8 version = 1; Address device; opaque ik_dh[32]; opaque ik_sig[32];
+             SignedPreKey spk; KemPreKey kem; optional<OneTimePreKey> opk; } PreKeyBundle;
+    struct { opaque ik_dh[32]; opaque ik_sig[32]; opaque base_key[32]; uint32 spk_id;
+             optional<uint32> opk_id; uint32 kem_id; opaque kem_ct[1088]; } PqxdhInit;
+    struct { opaque dh[32]; uint32 pn; uint32 n; } RatchetHeader;
+    struct { uint32 epoch; opaque r[32]; opaque c[32]; } AccessField;
+    struct { uint8 version = 1; uint8 type; Address sender; Address recipient;
+             uint64 timestamp_ms; opaque message_id[16]; opaque conversation_id[32];
+             optional<PqxdhInit> init;         /* iff type == prekey */
+             RatchetHeader header; opaque franking_commitment[32];
+             optional<AccessField> access; opaque ciphertext<0..2^20>; } Envelope;
+    struct { uint8 version = 1; opaque franking_key[32]; opaque body<0..2^20>; } Content;
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Self
+
+from overt.errors import DecodeError
+from overt.wire.codec import Reader, Writer
+
+KEY_LEN = 32
+SIG_LEN = 64
+KEM_PUBLIC_LEN = 1184
+KEM_CIPHERTEXT_LEN = 1088
+MESSAGE_ID_LEN = 16
+CONVERSATION_ID_LEN = 32
+FRANKING_KEY_LEN = 32
+COMMITMENT_LEN = 32
+MAX_ACCOUNT_ID_LEN = 64
+MAX_CIPHERTEXT_LEN = 1 << 20
+MAX_BODY_LEN = MAX_CIPHERTEXT_LEN - 256
+MAX_DEVICES = 64
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Address:
+    """One device of one account."""
+
+    account: bytes
+    device: int
+
+    def write(self, w: Writer) -> None:
+        w.vec(self.account, 1, MAX_ACCOUNT_ID_LEN).u32(self.device)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.vec(1, "account", MAX_ACCOUNT_ID_LEN, min_len=1), r.u32("device"))
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+    def __str__(self) -> str:
+        return f"{self.account.hex()[:12]}.{self.device}"
+
+
+# ----------------------------------------------------------------------------- prekeys
+
+
+@dataclass(frozen=True, slots=True)
+class SignedPreKey:
+    id: int
+    key: bytes
+    signature: bytes
+
+    def signed_part(self) -> bytes:
+        return Writer().raw(b"Overt_SignedPreKey_v1").u32(self.id).fixed(self.key, KEY_LEN).getvalue()
+
+    def write(self, w: Writer) -> None:
+        w.u32(self.id).fixed(self.key, KEY_LEN).fixed(self.signature, SIG_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u32("spk.id"), r.fixed(KEY_LEN, "spk.key"), r.fixed(SIG_LEN, "spk.sig"))
+
+
+@dataclass(frozen=True, slots=True)
+class KemPreKey:
+    id: int
+    key: bytes
+    signature: bytes
+    last_resort: bool
+
+    def signed_part(self) -> bytes:
+        w = Writer().raw(b"Overt_KemPreKey_v1").u32(self.id).fixed(self.key, KEM_PUBLIC_LEN)
+        return w.boolean(self.last_resort).getvalue()
+
+    def write(self, w: Writer) -> None:
+        w.u32(self.id).fixed(self.key, KEM_PUBLIC_LEN).fixed(self.signature, SIG_LEN)
+        w.boolean(self.last_resort)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(
+            r.u32("kem.id"),
+            r.fixed(KEM_PUBLIC_LEN, "kem.key"),
+            r.fixed(SIG_LEN, "kem.sig"),
+            r.boolean("kem.last_resort"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OneTimePreKey:
+    id: int
+    key: bytes
+
+    def write(self, w: Writer) -> None:
+        w.u32(self.id).fixed(self.key, KEY_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u32("opk.id"), r.fixed(KEY_LEN, "opk.key"))
+
+
+@dataclass(frozen=True, slots=True)
+class PreKeyBundle:
+    """What a device publishes so that others can start sessions with it."""
+
+    VERSION = 1
+
+    device: Address
+    identity_dh: bytes
+    identity_sign: bytes
+    signed_prekey: SignedPreKey
+    kem_prekey: KemPreKey
+    one_time_prekey: OneTimePreKey | None
+
+    def encode(self) -> bytes:
+        w = Writer().u8(self.VERSION)
+        self.device.write(w)
+        w.fixed(self.identity_dh, KEY_LEN).fixed(self.identity_sign, KEY_LEN)
+        self.signed_prekey.write(w)
+        self.kem_prekey.write(w)
+        w.boolean(self.one_time_prekey is not None)
+        if self.one_time_prekey is not None:
+            self.one_time_prekey.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "PreKeyBundle")
+        r.version(cls.VERSION)
+        out = cls(
+            Address.read(r),
+            r.fixed(KEY_LEN, "identity_dh"),
+            r.fixed(KEY_LEN, "identity_sign"),
+            SignedPreKey.read(r),
+            KemPreKey.read(r),
+            OneTimePreKey.read(r) if r.boolean("has_opk") else None,
+        )
+        r.finish()
+        return out
+
+
+# ----------------------------------------------------------------------------- devices
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceEntry:
+    device: int
+    identity_dh: bytes
+    identity_sign: bytes
+
+    def write(self, w: Writer) -> None:
+        w.u32(self.device).fixed(self.identity_dh, KEY_LEN).fixed(self.identity_sign, KEY_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u32("device"), r.fixed(KEY_LEN, "identity_dh"), r.fixed(KEY_LEN, "identity_sign"))
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceList:
+    """The devices of an account, as its account identity key signs them.
+
+    ``serial`` increases with every change, so that an old list cannot be replayed as new.
+    """
+
+    VERSION = 1
+
+    account: bytes
+    account_key: bytes
+    serial: int
+    devices: tuple[DeviceEntry, ...]
+
+    def encode(self) -> bytes:
+        if len(self.devices) > MAX_DEVICES:
+            raise ValueError("too many devices")
+        ids = [d.device for d in self.devices]
+        if ids != sorted(set(ids)):
+            raise ValueError("devices must be sorted by id without repeats")
+        w = Writer().u8(self.VERSION).vec(self.account, 1, MAX_ACCOUNT_ID_LEN)
+        w.fixed(self.account_key, KEY_LEN).u64(self.serial).u8(len(self.devices))
+        for d in self.devices:
+            d.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        r.version(cls.VERSION)
+        account = r.vec(1, "account", MAX_ACCOUNT_ID_LEN, min_len=1)
+        key = r.fixed(KEY_LEN, "account_key")
+        serial = r.u64("serial")
+        n = r.u8("device_count")
+        if n > MAX_DEVICES:
+            raise DecodeError("DeviceList: too many devices")
+        devices = tuple(DeviceEntry.read(r) for _ in range(n))
+        ids = [d.device for d in devices]
+        if ids != sorted(set(ids)):
+            raise DecodeError("DeviceList: devices not sorted or repeated")
+        return cls(account, key, serial, devices)
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "DeviceList")
+        out = cls.read(r)
+        r.finish()
+        return out
+
+    def device(self, device_id: int) -> DeviceEntry | None:
+        for d in self.devices:
+            if d.device == device_id:
+                return d
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedDeviceList:
+    VERSION = 1
+
+    device_list: DeviceList
+    signature: bytes
+
+    def signed_part(self) -> bytes:
+        return b"Overt_DeviceList_v1" + self.device_list.encode()
+
+    def encode(self) -> bytes:
+        w = Writer().u8(self.VERSION).raw(self.device_list.encode())
+        return w.fixed(self.signature, SIG_LEN).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "SignedDeviceList")
+        r.version(cls.VERSION)
+        out = cls(DeviceList.read(r), r.fixed(SIG_LEN, "signature"))
+        r.finish()
+        return out
+
+
+# ----------------------------------------------------------------------------- envelope
+
+
+class MessageType(IntEnum):
+    PREKEY = 1
+    MESSAGE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class PqxdhInit:
+    """The initiator's PQXDH values, carried by every message until the peer answers."""
+
+    identity_dh: bytes
+    identity_sign: bytes
+    base_key: bytes
+    signed_prekey_id: int
+    one_time_prekey_id: int | None
+    kem_prekey_id: int
+    kem_ciphertext: bytes
+
+    def write(self, w: Writer) -> None:
+        w.fixed(self.identity_dh, KEY_LEN).fixed(self.identity_sign, KEY_LEN)
+        w.fixed(self.base_key, KEY_LEN).u32(self.signed_prekey_id)
+        w.boolean(self.one_time_prekey_id is not None)
+        if self.one_time_prekey_id is not None:
+            w.u32(self.one_time_prekey_id)
+        w.u32(self.kem_prekey_id).fixed(self.kem_ciphertext, KEM_CIPHERTEXT_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        ik_dh = r.fixed(KEY_LEN, "init.identity_dh")
+        ik_sig = r.fixed(KEY_LEN, "init.identity_sign")
+        base = r.fixed(KEY_LEN, "init.base_key")
+        spk = r.u32("init.spk_id")
+        opk = r.u32("init.opk_id") if r.boolean("init.has_opk") else None
+        return cls(ik_dh, ik_sig, base, spk, opk, r.u32("init.kem_id"),
+                   r.fixed(KEM_CIPHERTEXT_LEN, "init.kem_ct"))
+
+
+@dataclass(frozen=True, slots=True)
+class RatchetHeader:
+    dh: bytes
+    pn: int
+    n: int
+
+    def write(self, w: Writer) -> None:
+        w.fixed(self.dh, KEY_LEN).u32(self.pn).u32(self.n)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.fixed(KEY_LEN, "header.dh"), r.u32("header.pn"), r.u32("header.n"))
+
+
+@dataclass(frozen=True, slots=True)
+class AccessField:
+    """DESIGN.md §6: ``R = r·G`` and ``C = k ⊕ KDF(r·Y_epoch, R, ctx)``."""
+
+    epoch: int
+    r: bytes
+    c: bytes
+
+    SIZE = 4 + KEY_LEN + KEY_LEN
+
+    def write(self, w: Writer) -> None:
+        w.u32(self.epoch).fixed(self.r, KEY_LEN).fixed(self.c, KEY_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        return cls(r.u32("access.epoch"), r.fixed(KEY_LEN, "access.r"), r.fixed(KEY_LEN, "access.c"))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One encrypted message for one recipient device.
+
+    Every field but ``ciphertext`` is bound into the ciphertext's associated data through
+    :meth:`header_bytes`, so none of them can be changed in transit.
+    """
+
+    VERSION = 1
+
+    type: MessageType
+    sender: Address
+    recipient: Address
+    timestamp_ms: int
+    message_id: bytes
+    conversation_id: bytes
+    init: PqxdhInit | None
+    header: RatchetHeader
+    franking_commitment: bytes
+    access: AccessField | None
+    ciphertext: bytes
+
+    def _write_header(self, w: Writer) -> None:
+        if (self.type is MessageType.PREKEY) != (self.init is not None):
+            raise ValueError("a PREKEY envelope carries PQXDH values, and only it does")
+        w.u8(self.VERSION).u8(self.type)
+        self.sender.write(w)
+        self.recipient.write(w)
+        w.u64(self.timestamp_ms).fixed(self.message_id, MESSAGE_ID_LEN)
+        w.fixed(self.conversation_id, CONVERSATION_ID_LEN)
+        if self.init is not None:
+            self.init.write(w)
+        self.header.write(w)
+        w.fixed(self.franking_commitment, COMMITMENT_LEN)
+        w.boolean(self.access is not None)
+        if self.access is not None:
+            self.access.write(w)
+
+    def header_bytes(self) -> bytes:
+        """The canonical encoding of everything outside the ciphertext (the AD)."""
+        w = Writer()
+        self._write_header(w)
+        return w.getvalue()
+
+    def encode(self) -> bytes:
+        w = Writer()
+        self._write_header(w)
+        w.vec(self.ciphertext, 4, MAX_CIPHERTEXT_LEN)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "Envelope")
+        r.version(cls.VERSION)
+        t = r.u8("type")
+        try:
+            mtype = MessageType(t)
+        except ValueError:
+            raise DecodeError(f"Envelope: unknown message type {t}") from None
+        sender = Address.read(r)
+        recipient = Address.read(r)
+        ts = r.u64("timestamp_ms")
+        mid = r.fixed(MESSAGE_ID_LEN, "message_id")
+        cid = r.fixed(CONVERSATION_ID_LEN, "conversation_id")
+        init = PqxdhInit.read(r) if mtype is MessageType.PREKEY else None
+        header = RatchetHeader.read(r)
+        commitment = r.fixed(COMMITMENT_LEN, "franking_commitment")
+        access = AccessField.read(r) if r.boolean("has_access") else None
+        ct = r.vec(4, "ciphertext", MAX_CIPHERTEXT_LEN)
+        r.finish()
+        return cls(mtype, sender, recipient, ts, mid, cid, init, header, commitment, access, ct)
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """The plaintext inside an envelope: the franking key and the application body."""
+
+    VERSION = 1
+
+    franking_key: bytes
+    body: bytes
+
+    def encode(self) -> bytes:
+        w = Writer().u8(self.VERSION).fixed(self.franking_key, FRANKING_KEY_LEN)
+        return w.vec(self.body, 4, MAX_BODY_LEN).getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "Content")
+        r.version(cls.VERSION)
+        out = cls(r.fixed(FRANKING_KEY_LEN, "franking_key"), r.vec(4, "body", MAX_BODY_LEN))
+        r.finish()
+        return out
