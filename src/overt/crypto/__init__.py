@@ -41,8 +41,8 @@ from overt.crypto._keys import (
     X25519PrivateKey,
     X25519PublicKey,
 )
-from overt.crypto._rng import DeterministicRng, Rng, SystemRng
 from overt.crypto._ristretto import GROUP_ORDER, POINT_LEN, SCALAR_LEN, Point, Scalar
+from overt.crypto._rng import DeterministicRng, Rng, SystemRng
 
 __all__ = [
     "COMMITMENT_LEN",

@@ -80,7 +80,9 @@ class SignedPreKey:
     signature: bytes
 
     def signed_part(self) -> bytes:
-        return Writer().raw(b"Overt_SignedPreKey_v1").u32(self.id).fixed(self.key, KEY_LEN).getvalue()
+        return (
+            Writer().raw(b"Overt_SignedPreKey_v1").u32(self.id).fixed(self.key, KEY_LEN).getvalue()
+        )
 
     def write(self, w: Writer) -> None:
         w.u32(self.id).fixed(self.key, KEY_LEN).fixed(self.signature, SIG_LEN)
@@ -182,7 +184,9 @@ class DeviceEntry:
 
     @classmethod
     def read(cls, r: Reader) -> Self:
-        return cls(r.u32("device"), r.fixed(KEY_LEN, "identity_dh"), r.fixed(KEY_LEN, "identity_sign"))
+        return cls(
+            r.u32("device"), r.fixed(KEY_LEN, "identity_dh"), r.fixed(KEY_LEN, "identity_sign")
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +302,15 @@ class PqxdhInit:
         base = r.fixed(KEY_LEN, "init.base_key")
         spk = r.u32("init.spk_id")
         opk = r.u32("init.opk_id") if r.boolean("init.has_opk") else None
-        return cls(ik_dh, ik_sig, base, spk, opk, r.u32("init.kem_id"),
-                   r.fixed(KEM_CIPHERTEXT_LEN, "init.kem_ct"))
+        return cls(
+            ik_dh,
+            ik_sig,
+            base,
+            spk,
+            opk,
+            r.u32("init.kem_id"),
+            r.fixed(KEM_CIPHERTEXT_LEN, "init.kem_ct"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +342,9 @@ class AccessField:
 
     @classmethod
     def read(cls, r: Reader) -> Self:
-        return cls(r.u32("access.epoch"), r.fixed(KEY_LEN, "access.r"), r.fixed(KEY_LEN, "access.c"))
+        return cls(
+            r.u32("access.epoch"), r.fixed(KEY_LEN, "access.r"), r.fixed(KEY_LEN, "access.c")
+        )
 
 
 @dataclass(frozen=True, slots=True)
