@@ -15,7 +15,7 @@ from overt.errors import (
     RemoteError,
     UnknownSession,
 )
-from overt.protocol import Device
+from overt.protocol import AccountIdentity, Device, verify_device_list
 from overt.wire import Envelope, PreKeyBundle, SignedDeviceList
 
 from .helpers import Pair, make_policy, prekey_snapshot, snapshot
