@@ -260,19 +260,13 @@ def encrypt(
         session.pending_init, header, commitment, af, b"",
     )  # fmt: skip
     plaintext = Content(msg.franking_key, msg.body).encode()
-    ct = seal(mk, plaintext, session.ad + env.header_bytes())
+    header_bytes = env.header_bytes()
+    ct = seal(mk, plaintext, session.ad + header_bytes)
     new_session = Session(
         session.ad, session.peer_identity_dh, session.peer_identity_sign, session.base_key,
         session.pending_init, ratchet,
     )  # fmt: skip
-    return _with_ct(env, ct), SessionRecord(new_session, record.archived)
-
-
-def _with_ct(env: Envelope, ct: bytes) -> Envelope:
-    return Envelope(
-        env.type, env.sender, env.recipient, env.timestamp_ms, env.message_id,
-        env.conversation_id, env.init, env.header, env.franking_commitment, env.access, ct,
-    )  # fmt: skip
+    return env.with_ciphertext(ct, header_bytes), SessionRecord(new_session, record.archived)
 
 
 def _open(
@@ -286,11 +280,12 @@ def _open(
         raise InvalidMessage() from None
     ctx = franking.context(env.sender, env.conversation_id, env.message_id, env.timestamp_ms)
     franking.verify(env.franking_commitment, content.franking_key, ctx, content.body)
-    epoch = env.access.epoch if env.access is not None else (policy.epoch if policy else 0)
-    actx = access.context(
-        epoch, env.sender, env.recipient, env.conversation_id, env.message_id, env.timestamp_ms
-    )
-    access.check(policy, env.access, mk, actx)
+    if policy is not None or env.access is not None:
+        epoch = env.access.epoch if env.access is not None else (policy.epoch if policy else 0)
+        actx = access.context(
+            epoch, env.sender, env.recipient, env.conversation_id, env.message_id, env.timestamp_ms
+        )
+        access.check(policy, env.access, mk, actx)
     new = Session(
         session.ad, session.peer_identity_dh, session.peer_identity_sign, session.base_key,
         None, ratchet,

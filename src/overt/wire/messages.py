@@ -26,7 +26,7 @@ Presentation-language summary (lengths in bytes; ``<a..b>`` is a vector with a l
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Self
 
@@ -368,6 +368,9 @@ class Envelope:
     franking_commitment: bytes
     access: AccessField | None
     ciphertext: bytes
+    #: The canonical header bytes, kept by :meth:`decode` and :meth:`with_ciphertext` so the
+    #: AD is not re-encoded on the hot path (decoding is strict, so they are canonical).
+    header_cache: bytes | None = field(default=None, compare=False, repr=False)
 
     def _write_header(self, w: Writer) -> None:
         if (self.type is MessageType.PREKEY) != (self.init is not None):
@@ -387,15 +390,24 @@ class Envelope:
 
     def header_bytes(self) -> bytes:
         """The canonical encoding of everything outside the ciphertext (the AD)."""
+        if self.header_cache is not None:
+            return self.header_cache
         w = Writer()
         self._write_header(w)
         return w.getvalue()
 
     def encode(self) -> bytes:
-        w = Writer()
-        self._write_header(w)
+        w = Writer().raw(self.header_bytes())
         w.vec(self.ciphertext, 4, MAX_CIPHERTEXT_LEN)
         return w.getvalue()
+
+    def with_ciphertext(self, ciphertext: bytes, header: bytes | None = None) -> Envelope:
+        """The same envelope with ``ciphertext`` (``header``: its header bytes, if known)."""
+        return Envelope(
+            self.type, self.sender, self.recipient, self.timestamp_ms, self.message_id,
+            self.conversation_id, self.init, self.header, self.franking_commitment, self.access,
+            ciphertext, header if header is not None else self.header_cache,
+        )  # fmt: skip
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
@@ -415,9 +427,13 @@ class Envelope:
         header = RatchetHeader.read(r)
         commitment = r.fixed(COMMITMENT_LEN, "franking_commitment")
         access = AccessField.read(r) if r.boolean("has_access") else None
+        header_end = r.position
         ct = r.vec(4, "ciphertext", MAX_CIPHERTEXT_LEN)
         r.finish()
-        return cls(mtype, sender, recipient, ts, mid, cid, init, header, commitment, access, ct)
+        return cls(
+            mtype, sender, recipient, ts, mid, cid, init, header, commitment, access, ct,
+            bytes(data[:header_end]),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
