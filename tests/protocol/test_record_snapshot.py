@@ -43,3 +43,20 @@ def test_unknown_record_version_and_trailing_bytes_refused() -> None:
         SessionRecord.decode(b"\x02" + raw[1:])
     with pytest.raises(DecodeError):
         SessionRecord.decode(raw + b"\x00")
+
+
+def test_device_state_round_trips() -> None:
+    from overt.protocol import Device
+    from overt.protocol.device import decode_identity, encode_identity
+
+    dev = Device.create(b"carol", 3, rng=DeterministicRng(9), one_time_prekeys=3)
+    dev.prekey_bundle()
+    stock = PrekeyStock.decode(dev.prekeys.encode())
+    assert stock.encode() == dev.prekeys.encode()
+    assert stock.handed_out == dev.prekeys.handed_out
+    ident = decode_identity(encode_identity(dev.identity))
+    assert ident.entry() == dev.identity.entry()
+    restored = Device(ident, DeterministicRng(10), None, stock)
+    other = Device.create(b"dave", 1, rng=DeterministicRng(11))
+    other.start_session(restored.prekey_bundle())
+    assert restored.decrypt(other.encrypt(restored.address, b"hi", now_ms=1)).body == b"hi"

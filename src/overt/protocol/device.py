@@ -15,8 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from overt.crypto import MlKem768PrivateKey, Rng, X25519PrivateKey, sha256
-from overt.errors import LocalError
+from overt.crypto import (
+    Ed25519PrivateKey,
+    MlKem768PrivateKey,
+    Rng,
+    X25519PrivateKey,
+    sha256,
+)
+from overt.errors import DecodeError, LocalError
 from overt.protocol import identity, session
 from overt.protocol.access import EscrowPolicy
 from overt.protocol.identity import DeviceIdentity
@@ -29,9 +35,12 @@ from overt.wire import (
     KemPreKey,
     OneTimePreKey,
     PreKeyBundle,
+    Reader,
     SignedPreKey,
     Writer,
 )
+
+STATE_VERSION = 1
 
 _CONVERSATION_LABEL = b"Overt_Conversation_v1"
 
@@ -76,6 +85,79 @@ class PrekeyStock:
 
     def __repr__(self) -> str:
         return f"PrekeyStock(one_time={len(self.one_time)}, kem={len(self.kem)})"
+
+    # -- persistence (versioned bytes; holds secrets: store it encrypted at rest) ---------
+
+    def encode(self) -> bytes:
+        w = Writer().u8(STATE_VERSION).u32(self.next_id).u32(self.current_signed)
+        w.u32(self.last_resort_kem).u16(len(self.signed))
+        for secret, spk in self.signed.values():
+            w.fixed(secret.export_secret(), 32)
+            spk.write(w)
+        w.u16(len(self.kem))
+        for ksecret, kpk in self.kem.values():
+            w.fixed(ksecret.export_secret(), 64)
+            kpk.write(w)
+        w.u16(len(self.one_time))
+        for osecret, opk in self.one_time.values():
+            w.fixed(osecret.export_secret(), 32)
+            opk.write(w)
+        w.u16(len(self.handed_out))
+        for i in sorted(self.handed_out):
+            w.u32(i)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> PrekeyStock:
+        r = Reader(data, "PrekeyStock")
+        r.version(STATE_VERSION)
+        stock = cls(next_id=r.u32("next_id"), current_signed=r.u32("current_signed"),
+                    last_resort_kem=r.u32("last_resort_kem"))  # fmt: skip
+        limit = 2 * MAX_ONE_TIME_PREKEYS + 64
+        n = r.u16("signed_count")
+        if n > limit:
+            raise DecodeError("PrekeyStock: too many signed prekeys")
+        for _ in range(n):
+            secret = X25519PrivateKey.from_secret_bytes(r.fixed(32, "spk_secret"))
+            spk = SignedPreKey.read(r)
+            stock.signed[spk.id] = (secret, spk)
+        n = r.u16("kem_count")
+        if n > limit:
+            raise DecodeError("PrekeyStock: too many KEM prekeys")
+        for _ in range(n):
+            ksecret = MlKem768PrivateKey.from_seed(r.fixed(64, "kem_seed"))
+            kpk = KemPreKey.read(r)
+            stock.kem[kpk.id] = (ksecret, kpk)
+        n = r.u16("one_time_count")
+        if n > limit:
+            raise DecodeError("PrekeyStock: too many one-time prekeys")
+        for _ in range(n):
+            osecret = X25519PrivateKey.from_secret_bytes(r.fixed(32, "otk_secret"))
+            opk = OneTimePreKey.read(r)
+            stock.one_time[opk.id] = (osecret, opk)
+        n = r.u16("handed_out_count")
+        if n > limit:
+            raise DecodeError("PrekeyStock: too many handed-out ids")
+        stock.handed_out = {r.u32("handed_out") for _ in range(n)}
+        r.finish()
+        return stock
+
+
+def encode_identity(ident: DeviceIdentity) -> bytes:
+    """A device identity as versioned bytes (secrets: store encrypted at rest)."""
+    w = Writer().u8(STATE_VERSION)
+    ident.address.write(w)
+    return w.fixed(ident.dh.export_secret(), 32).fixed(ident.sign.export_secret(), 32).getvalue()
+
+
+def decode_identity(data: bytes) -> DeviceIdentity:
+    r = Reader(data, "DeviceIdentity")
+    r.version(STATE_VERSION)
+    address = Address.read(r)
+    dh = X25519PrivateKey.from_secret_bytes(r.fixed(32, "dh"))
+    sign = Ed25519PrivateKey.from_secret_bytes(r.fixed(32, "sign"))
+    r.finish()
+    return DeviceIdentity(address, dh, sign)
 
 
 class Device:

@@ -91,6 +91,19 @@ class SignedPreKey:
     def read(cls, r: Reader) -> Self:
         return cls(r.u32("spk.id"), r.fixed(KEY_LEN, "spk.key"), r.fixed(SIG_LEN, "spk.sig"))
 
+    def encode(self) -> bytes:
+        """Standalone encoding (as uploaded to the server)."""
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "SignedPreKey")
+        out = cls.read(r)
+        r.finish()
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class KemPreKey:
@@ -116,6 +129,19 @@ class KemPreKey:
             r.boolean("kem.last_resort"),
         )
 
+    def encode(self) -> bytes:
+        """Standalone encoding (as uploaded to the server)."""
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "KemPreKey")
+        out = cls.read(r)
+        r.finish()
+        return out
+
 
 @dataclass(frozen=True, slots=True)
 class OneTimePreKey:
@@ -128,6 +154,19 @@ class OneTimePreKey:
     @classmethod
     def read(cls, r: Reader) -> Self:
         return cls(r.u32("opk.id"), r.fixed(KEY_LEN, "opk.key"))
+
+    def encode(self) -> bytes:
+        """Standalone encoding (as uploaded to the server)."""
+        w = Writer()
+        self.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "OneTimePreKey")
+        out = cls.read(r)
+        r.finish()
+        return out
 
 
 @dataclass(frozen=True, slots=True)
