@@ -13,8 +13,8 @@ import pytest
 
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, X25519PrivateKey
 from overt.errors import DecodeError
-from overt.protocol import DeviceIdentity, SessionRecord, decrypt
-from overt.protocol.device import PrekeyStock
+from overt.protocol import Device, DeviceIdentity, SessionRecord, decrypt
+from overt.protocol.device import PrekeyStock, decode_identity, encode_identity
 from overt.wire import Address, Envelope
 
 SNAPSHOT = Path(__file__).parent.parent / "vectors" / "session-record-v1.json"
@@ -46,9 +46,6 @@ def test_unknown_record_version_and_trailing_bytes_refused() -> None:
 
 
 def test_device_state_round_trips() -> None:
-    from overt.protocol import Device
-    from overt.protocol.device import decode_identity, encode_identity
-
     dev = Device.create(b"carol", 3, rng=DeterministicRng(9), one_time_prekeys=3)
     dev.prekey_bundle()
     stock = PrekeyStock.decode(dev.prekeys.encode())
