@@ -1,0 +1,1 @@
+"""overt.cli — see DESIGN.md §8. (Grows with its issue.)"""

@@ -1,0 +1,1 @@
+"""overt.client — see DESIGN.md §8. (Grows with its issue.)"""

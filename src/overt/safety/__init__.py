@@ -1,0 +1,1 @@
+"""overt.safety — see DESIGN.md §8. (Grows with its issue.)"""

@@ -1,0 +1,1 @@
+"""overt.server — see DESIGN.md §8. (Grows with its issue.)"""
