@@ -1,0 +1,140 @@
+"""Argument checks shared by every backend, so that all of them refuse the same inputs.
+
+Each check raises :class:`InvalidArgument` for a value outside a range and
+:class:`overt.errors.LimitExceeded` for a size or count over a bound. Messages name the field,
+never its contents. This module knows no SQL and no protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from overt.errors import LimitExceeded
+from overt.storage.errors import AlreadyExists, InvalidArgument
+from overt.storage.interfaces import AccountRecord, DeviceAuth, NewMail, OneTimeKind, PrekeyRecord
+from overt.storage.limits import (
+    ACCOUNT_ID_MAX_LEN,
+    ACK_BATCH_MAX,
+    BLOB_ID_LENS,
+    DEVICE_ID_MAX,
+    DEVICE_LIST_MAX_LEN,
+    DEVICES_PER_ACCOUNT_MAX,
+    ENQUEUE_BATCH_MAX,
+    ENVELOPE_MAX_LEN,
+    FETCH_LIMIT_MAX,
+    INT64_MAX,
+    KEY_ID_MAX,
+    PREKEY_RECORD_MAX_LEN,
+    PUBLIC_KEY_MAX_LEN,
+)
+
+
+def _int_range(value: int, high: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+        raise InvalidArgument(f"{what} must be an integer in 0..{high}")
+
+
+def _size(data: bytes, high: int, what: str) -> None:
+    if not isinstance(data, bytes):
+        raise InvalidArgument(f"{what} must be bytes")
+    if len(data) > high:
+        raise LimitExceeded(f"{what} is longer than {high} bytes")
+
+
+def account_id(value: bytes) -> None:
+    if not isinstance(value, bytes) or not 1 <= len(value) <= ACCOUNT_ID_MAX_LEN:
+        raise InvalidArgument(f"an account id must be 1..{ACCOUNT_ID_MAX_LEN} bytes")
+
+
+def device(owner: bytes, device_id: int) -> None:
+    account_id(owner)
+    _int_range(device_id, DEVICE_ID_MAX, "a device id")
+
+
+def devices(items: Sequence[DeviceAuth]) -> tuple[DeviceAuth, ...]:
+    """Checked and sorted by device id; repeats are refused."""
+    if len(items) > DEVICES_PER_ACCOUNT_MAX:
+        raise LimitExceeded(f"an account has at most {DEVICES_PER_ACCOUNT_MAX} devices")
+    for d in items:
+        _int_range(d.device, DEVICE_ID_MAX, "a device id")
+        _size(d.signing_key, PUBLIC_KEY_MAX_LEN, "a device signing key")
+    ordered = tuple(sorted(items, key=lambda d: d.device))
+    if len({d.device for d in ordered}) != len(ordered):
+        raise InvalidArgument("device ids repeat")
+    return ordered
+
+
+def serial(value: int) -> None:
+    _int_range(value, INT64_MAX, "a device-list serial")
+
+
+def account(record: AccountRecord) -> AccountRecord:
+    """The record with its devices sorted, after checking every field."""
+    account_id(record.account_id)
+    _size(record.identity_key, PUBLIC_KEY_MAX_LEN, "an identity key")
+    _size(record.device_list, DEVICE_LIST_MAX_LEN, "a device list")
+    serial(record.serial)
+    return AccountRecord(
+        record.account_id,
+        record.identity_key,
+        record.device_list,
+        record.serial,
+        devices(record.devices),
+    )
+
+
+def device_list(data: bytes) -> None:
+    _size(data, DEVICE_LIST_MAX_LEN, "a device list")
+
+
+def prekey(record: PrekeyRecord) -> None:
+    _int_range(record.id, KEY_ID_MAX, "a prekey id")
+    _size(record.data, PREKEY_RECORD_MAX_LEN, "a prekey record")
+
+
+def kind(value: OneTimeKind) -> None:
+    if not isinstance(value, OneTimeKind):
+        raise InvalidArgument("unknown one-time prekey kind")
+
+
+def one_time_batch(records: Sequence[PrekeyRecord]) -> None:
+    for r in records:
+        prekey(r)
+    if len({r.id for r in records}) != len(records):
+        raise AlreadyExists("a one-time prekey id repeats in the batch")
+
+
+def mail_batch(batch: Sequence[NewMail], server_time: int) -> None:
+    _int_range(server_time, INT64_MAX, "a server time")
+    if len(batch) > ENQUEUE_BATCH_MAX:
+        raise LimitExceeded(f"an enqueue holds at most {ENQUEUE_BATCH_MAX} envelopes")
+    for m in batch:
+        device(m.recipient_account, m.recipient_device)
+        device(m.sender_account, m.sender_device)
+        _size(m.envelope, ENVELOPE_MAX_LEN, "an envelope")
+
+
+def reporting_tag(tag: bytes) -> None:
+    if not isinstance(tag, bytes):
+        raise InvalidArgument("a reporting tag must be bytes")
+
+
+def fetch(after_id: int, limit: int) -> None:
+    _int_range(after_id, INT64_MAX, "after_id")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= FETCH_LIMIT_MAX:
+        raise InvalidArgument(f"a fetch limit must be in 1..{FETCH_LIMIT_MAX}")
+
+
+def ack_ids(ids: Collection[int]) -> frozenset[int]:
+    if len(ids) > ACK_BATCH_MAX:
+        raise LimitExceeded(f"an acknowledgement holds at most {ACK_BATCH_MAX} ids")
+    for i in ids:
+        _int_range(i, INT64_MAX, "a server message id")
+    return frozenset(ids)
+
+
+def blob(blob_id: bytes, data: bytes | None = None, max_size: int = 0) -> None:
+    if not isinstance(blob_id, bytes) or len(blob_id) not in BLOB_ID_LENS:
+        raise InvalidArgument("a blob id must be 16 or 32 bytes")
+    if data is not None:
+        _size(data, max_size, "a blob")

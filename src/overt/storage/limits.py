@@ -1,0 +1,84 @@
+"""Every bound the storage layer enforces, in one place.
+
+Sizes are in bytes. Exceeding a *size or count* bound raises
+:class:`overt.errors.LimitExceeded` (413) and stores nothing; a value outside a *range*
+(device id, key id, serial, blob id length) raises :class:`overt.storage.errors.InvalidArgument`.
+Three bounds that a deployment may want to tune are gathered in :class:`StorageLimits` and
+passed to ``open_sqlite``/``open_memory``; the rest are fixed.
+
+The ranges mirror the wire format (uint32 device and key ids, account ids of 1..64 bytes) but
+this module does not import :mod:`overt.wire`: the storage schema is separate from the wire
+schema, and a change to one should be a deliberate change to the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from overt.errors import ConfigurationError
+
+# ----------------------------------------------------------------------------- ranges
+
+ACCOUNT_ID_MAX_LEN: Final = 64
+"""Account ids are 1..64 opaque bytes."""
+
+DEVICE_ID_MAX: Final = 0xFFFF_FFFF
+"""Device ids are uint32."""
+
+KEY_ID_MAX: Final = 0xFFFF_FFFF
+"""Prekey ids are uint32."""
+
+INT64_MAX: Final = (1 << 63) - 1
+"""Serials, server message ids and server times must fit a signed 64-bit column."""
+
+BLOB_ID_LENS: Final = frozenset({16, 32})
+"""Attachment ids are random 16- or 32-byte values chosen by the uploader."""
+
+# ----------------------------------------------------------------------------- sizes and counts
+
+PUBLIC_KEY_MAX_LEN: Final = 1024
+"""An account identity key or a device's request-signing key (32 bytes today)."""
+
+DEVICE_LIST_MAX_LEN: Final = 16 * 1024
+"""A signed device list (64 devices of 68 bytes plus header and signature fit easily)."""
+
+DEVICES_PER_ACCOUNT_MAX: Final = 64
+"""Devices (and so request-signing keys) per account."""
+
+PREKEY_RECORD_MAX_LEN: Final = 4096
+"""One stored prekey record (an ML-KEM-768 key with its signature is about 1.3 KiB)."""
+
+ONE_TIME_PREKEYS_MAX: Final = 1000
+"""Default bound on stored one-time prekeys per device and kind."""
+
+ENVELOPE_MAX_LEN: Final = (1 << 20) + 4096
+"""One stored envelope: the wire's ciphertext bound (1 MiB) plus room for its other fields."""
+
+ENQUEUE_BATCH_MAX: Final = 4096
+"""Envelopes in one enqueue (one send fans out to every device of every recipient)."""
+
+MAILBOX_DEPTH_MAX: Final = 10_000
+"""Default bound on pending envelopes per recipient device."""
+
+FETCH_LIMIT_MAX: Final = 1000
+"""Envelopes returned by one fetch."""
+
+ACK_BATCH_MAX: Final = 1000
+"""Server message ids in one acknowledgement."""
+
+BLOB_SIZE_MAX: Final = 64 * 1024 * 1024
+"""Default bound on one attachment blob."""
+
+
+@dataclass(frozen=True, slots=True)
+class StorageLimits:
+    """The bounds a deployment may tune (tests shrink them to reach them cheaply)."""
+
+    mailbox_depth: int = MAILBOX_DEPTH_MAX
+    blob_size: int = BLOB_SIZE_MAX
+    one_time_prekeys: int = ONE_TIME_PREKEYS_MAX
+
+    def __post_init__(self) -> None:
+        if self.mailbox_depth < 1 or self.blob_size < 1 or self.one_time_prekeys < 1:
+            raise ConfigurationError("storage limits must be positive")

@@ -1,0 +1,291 @@
+"""The in-memory reference backend: plain dicts, one event loop, nothing durable.
+
+It is the executable statement of the contract in :mod:`overt.storage.interfaces`: every other
+backend must pass the same tests (``tests/storage/test_contract.py``). Each operation runs to
+completion without awaiting anything, so on one event loop it is atomic by construction;
+the stores are not meant to be shared between threads.
+
+Like every backend, it stores opaque bytes and knows nothing of their encoding, of the protocol,
+of SQL, clocks or randomness.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+
+from overt.errors import LimitExceeded
+from overt.storage import _checks
+from overt.storage.errors import AlreadyExists, NotFound, StaleSerial, StorageUnavailable
+from overt.storage.interfaces import (
+    AccountRecord,
+    DeviceAuth,
+    Mail,
+    NewMail,
+    OneTimeKind,
+    PrekeyRecord,
+    ReportingTagger,
+    Storage,
+)
+from overt.storage.limits import StorageLimits
+
+_DeviceKey = tuple[bytes, int]
+
+
+class _Lifetime:
+    """Shared by the stores of one :class:`Storage`: refuses every call once closed."""
+
+    __slots__ = ("closed",)
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    def check(self) -> None:
+        if self.closed:
+            raise StorageUnavailable("storage is closed")
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class MemoryAccountStore:
+    """:class:`~overt.storage.interfaces.AccountStore` in a dict."""
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._accounts: dict[bytes, AccountRecord] = {}
+
+    async def create(self, account: AccountRecord) -> None:
+        self._life.check()
+        record = _checks.account(account)
+        if record.account_id in self._accounts:
+            raise AlreadyExists("an account with this id exists")
+        self._accounts[record.account_id] = record
+
+    async def get(self, account_id: bytes) -> AccountRecord | None:
+        self._life.check()
+        _checks.account_id(account_id)
+        return self._accounts.get(account_id)
+
+    async def replace_device_list(
+        self,
+        account_id: bytes,
+        *,
+        expected_serial: int,
+        serial: int,
+        device_list: bytes,
+        devices: Sequence[DeviceAuth],
+    ) -> None:
+        self._life.check()
+        _checks.account_id(account_id)
+        _checks.serial(expected_serial)
+        _checks.serial(serial)
+        _checks.device_list(device_list)
+        ordered = _checks.devices(devices)
+        current = self._accounts.get(account_id)
+        if current is None:
+            raise NotFound("no account with this id")
+        if current.serial != expected_serial or serial <= expected_serial:
+            raise StaleSerial("the device list changed since it was read, or the serial is old")
+        self._accounts[account_id] = AccountRecord(
+            account_id, current.identity_key, device_list, serial, ordered
+        )
+
+    async def device_auth_key(self, account_id: bytes, device: int) -> bytes | None:
+        self._life.check()
+        _checks.device(account_id, device)
+        record = self._accounts.get(account_id)
+        if record is None:
+            return None
+        return next((d.signing_key for d in record.devices if d.device == device), None)
+
+    async def list_devices(self, account_id: bytes) -> tuple[int, ...] | None:
+        self._life.check()
+        _checks.account_id(account_id)
+        record = self._accounts.get(account_id)
+        return None if record is None else tuple(d.device for d in record.devices)
+
+
+class MemoryPrekeyStore:
+    """:class:`~overt.storage.interfaces.PrekeyStore` in dicts."""
+
+    def __init__(self, lifetime: _Lifetime, limits: StorageLimits) -> None:
+        self._life = lifetime
+        self._limits = limits
+        self._signed: dict[_DeviceKey, PrekeyRecord] = {}
+        self._last_resort: dict[_DeviceKey, PrekeyRecord] = {}
+        self._pools: dict[tuple[bytes, int, OneTimeKind], dict[int, bytes]] = {}
+
+    async def set_signed_prekey(self, account_id: bytes, device: int, prekey: PrekeyRecord) -> None:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.prekey(prekey)
+        self._signed[(account_id, device)] = prekey
+
+    async def get_signed_prekey(self, account_id: bytes, device: int) -> PrekeyRecord | None:
+        self._life.check()
+        _checks.device(account_id, device)
+        return self._signed.get((account_id, device))
+
+    async def set_last_resort_kem(
+        self, account_id: bytes, device: int, prekey: PrekeyRecord
+    ) -> None:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.prekey(prekey)
+        self._last_resort[(account_id, device)] = prekey
+
+    async def get_last_resort_kem(self, account_id: bytes, device: int) -> PrekeyRecord | None:
+        self._life.check()
+        _checks.device(account_id, device)
+        return self._last_resort.get((account_id, device))
+
+    async def add_one_time(
+        self, account_id: bytes, device: int, kind: OneTimeKind, prekeys: Sequence[PrekeyRecord]
+    ) -> None:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.kind(kind)
+        _checks.one_time_batch(prekeys)
+        pool = self._pools.get((account_id, device, kind), {})
+        if len(pool) + len(prekeys) > self._limits.one_time_prekeys:
+            raise LimitExceeded("too many one-time prekeys for this device")
+        if any(p.id in pool for p in prekeys):
+            raise AlreadyExists("a one-time prekey id is already stored")
+        if prekeys:
+            self._pools[(account_id, device, kind)] = pool
+            pool.update((p.id, p.data) for p in prekeys)
+
+    async def take_one_time(
+        self, account_id: bytes, device: int, kind: OneTimeKind
+    ) -> PrekeyRecord | None:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.kind(kind)
+        pool = self._pools.get((account_id, device, kind))
+        if not pool:
+            return None
+        key_id = min(pool)
+        data = pool.pop(key_id)
+        if not pool:
+            del self._pools[(account_id, device, kind)]
+        return PrekeyRecord(key_id, data)
+
+    async def count_one_time(self, account_id: bytes, device: int, kind: OneTimeKind) -> int:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.kind(kind)
+        return len(self._pools.get((account_id, device, kind), ()))
+
+
+class MemoryMailboxStore:
+    """:class:`~overt.storage.interfaces.MailboxStore` as one insertion-ordered dict per device."""
+
+    def __init__(self, lifetime: _Lifetime, limits: StorageLimits) -> None:
+        self._life = lifetime
+        self._limits = limits
+        self._last_id = 0
+        self._boxes: dict[_DeviceKey, dict[int, Mail]] = {}
+
+    async def enqueue(
+        self, batch: Sequence[NewMail], server_time: int, tag: ReportingTagger
+    ) -> tuple[int, ...]:
+        self._life.check()
+        _checks.mail_batch(batch, server_time)
+        arriving = Counter((m.recipient_account, m.recipient_device) for m in batch)
+        for key, n in arriving.items():
+            if len(self._boxes.get(key, ())) + n > self._limits.mailbox_depth:
+                raise LimitExceeded("a recipient device's mailbox is full")
+        stored: list[Mail] = []
+        for offset, m in enumerate(batch, start=1):
+            server_id = self._last_id + offset
+            reporting_tag = tag(server_id, m)
+            _checks.reporting_tag(reporting_tag)
+            stored.append(
+                Mail(
+                    server_id,
+                    m.recipient_account,
+                    m.recipient_device,
+                    m.sender_account,
+                    m.sender_device,
+                    server_time,
+                    m.envelope,
+                    reporting_tag,
+                )
+            )
+        for mail in stored:
+            key = (mail.recipient_account, mail.recipient_device)
+            self._boxes.setdefault(key, {})[mail.id] = mail
+        self._last_id += len(stored)
+        return tuple(mail.id for mail in stored)
+
+    async def fetch(
+        self, account_id: bytes, device: int, after_id: int, limit: int
+    ) -> tuple[Mail, ...]:
+        self._life.check()
+        _checks.device(account_id, device)
+        _checks.fetch(after_id, limit)
+        found: list[Mail] = []
+        for server_id, mail in self._boxes.get((account_id, device), {}).items():
+            if server_id > after_id:
+                found.append(mail)
+                if len(found) == limit:
+                    break
+        return tuple(found)
+
+    async def ack(self, account_id: bytes, device: int, ids: Collection[int]) -> int:
+        self._life.check()
+        _checks.device(account_id, device)
+        wanted = _checks.ack_ids(ids)
+        box = self._boxes.get((account_id, device))
+        if box is None:
+            return 0
+        removed = sum(1 for i in wanted if box.pop(i, None) is not None)
+        if not box:
+            del self._boxes[(account_id, device)]
+        return removed
+
+    async def depth(self, account_id: bytes, device: int) -> int:
+        self._life.check()
+        _checks.device(account_id, device)
+        return len(self._boxes.get((account_id, device), ()))
+
+
+class MemoryBlobStore:
+    """:class:`~overt.storage.interfaces.BlobStore` in a dict."""
+
+    def __init__(self, lifetime: _Lifetime, limits: StorageLimits) -> None:
+        self._life = lifetime
+        self._limits = limits
+        self._blobs: dict[bytes, bytes] = {}
+
+    async def put(self, blob_id: bytes, data: bytes) -> None:
+        self._life.check()
+        _checks.blob(blob_id, data, self._limits.blob_size)
+        if blob_id in self._blobs:
+            raise AlreadyExists("a blob with this id exists")
+        self._blobs[blob_id] = data
+
+    async def get(self, blob_id: bytes) -> bytes | None:
+        self._life.check()
+        _checks.blob(blob_id)
+        return self._blobs.get(blob_id)
+
+    async def delete(self, blob_id: bytes) -> bool:
+        self._life.check()
+        _checks.blob(blob_id)
+        return self._blobs.pop(blob_id, None) is not None
+
+
+async def open_memory(limits: StorageLimits | None = None) -> Storage:
+    """A fresh, empty in-memory :class:`Storage` (asynchronous only for symmetry with
+    :func:`overt.storage.sqlite.open_sqlite`)."""
+    limits = StorageLimits() if limits is None else limits
+    life = _Lifetime()
+    return Storage(
+        accounts=MemoryAccountStore(life),
+        prekeys=MemoryPrekeyStore(life, limits),
+        mailboxes=MemoryMailboxStore(life, limits),
+        blobs=MemoryBlobStore(life, limits),
+        _close=life.close,
+    )
