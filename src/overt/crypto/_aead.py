@@ -3,11 +3,13 @@
 ``seal``/``open_sealed`` derive the AES key, the nonce and a 32-byte key commitment from one
 32-byte content key with HKDF-SHA256, and prefix the commitment to the GCM ciphertext::
 
-    okm        = HKDF-SHA256(ikm=key, salt=0^32, info="Overt_Content_v1" ‖ label, L=76)
+    okm        = HKDF-Expand-SHA256(PRK=key, info="Overt_Content_v1" ‖ label, L=76)
     aes_key    = okm[0:32]     nonce = okm[32:44]     commitment = okm[44:76]
     ciphertext = commitment ‖ AES-256-GCM(aes_key, nonce, plaintext, ad)
 
-Opening recomputes the commitment and compares it in constant time before GCM runs. Plain GCM
+Every content key is a uniformly random single-use 32-byte key (a ratchet message key, a
+fresh attachment key, a sender-key message key), so HKDF-Extract is skipped as RFC 5869 §3.3
+allows, and the derived nonce is never reused under one AES key. Opening recomputes the commitment and compares it in constant time before GCM runs. Plain GCM
 is not key-committing (one ciphertext can be made to decrypt under two chosen keys); with the
 prefix, a second key would need an HKDF output collision on 256 bits. Every failure raises the
 same :class:`InvalidMessage`.
@@ -18,7 +20,7 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from overt.crypto._hash import constant_time_eq, hkdf_sha256
+from overt.crypto._hash import constant_time_eq, hkdf_expand
 from overt.errors import InvalidMessage
 
 AES_KEY_LEN = 32
@@ -47,7 +49,7 @@ def aes256gcm_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, ad: bytes) ->
 def _derive(key: bytes, label: bytes) -> tuple[bytes, bytes, bytes]:
     if len(key) != CONTENT_KEY_LEN:
         raise InvalidMessage()
-    okm = hkdf_sha256(key, b"", _INFO + label, _OKM_LEN)
+    okm = hkdf_expand(key, _INFO + label, _OKM_LEN)
     return okm[:32], okm[32:44], okm[44:76]
 
 

@@ -175,6 +175,7 @@ class Device:
         self.policy = policy
         self.prekeys = prekeys or PrekeyStock()
         self.sessions: dict[Address, SessionRecord] = {}
+        self._conversation_ids: dict[bytes, bytes] = {}
 
     @classmethod
     def create(
@@ -285,13 +286,11 @@ class Device:
         message_id: bytes | None = None,
         franking_key: bytes | None = None,
     ) -> Outgoing:
-        return Outgoing(
-            conversation_id,
-            message_id if message_id is not None else self.rng.random_bytes(16),
-            now_ms,
-            franking_key if franking_key is not None else self.rng.random_bytes(32),
-            body,
-        )
+        if message_id is None or franking_key is None:
+            fresh = self.rng.random_bytes(48)
+            message_id = message_id if message_id is not None else fresh[:16]
+            franking_key = franking_key if franking_key is not None else fresh[16:]
+        return Outgoing(conversation_id, message_id, now_ms, franking_key, body)
 
     def encrypt_outgoing(self, recipient: Address, msg: Outgoing) -> Envelope:
         rec = self.sessions.get(recipient)
@@ -317,7 +316,10 @@ class Device:
             self.rng = rng
         if bundle is not None and not self.has_session(recipient):
             self.start_session(bundle)
-        cid = conversation_id or direct_conversation_id(self.address.account, recipient.account)
+        cid = conversation_id or self._conversation_ids.get(recipient.account)
+        if cid is None:
+            cid = direct_conversation_id(self.address.account, recipient.account)
+            self._conversation_ids[recipient.account] = cid
         return self.encrypt_outgoing(recipient, self.new_outgoing(body, now_ms, cid, message_id))
 
     def encrypt_fanout(

@@ -19,6 +19,8 @@ out to (and every member of a group); the tag, computed per delivery, names the 
 
 from __future__ import annotations
 
+import struct
+
 from overt.crypto import constant_time_eq, hmac_sha256
 from overt.errors import InvalidMessage
 from overt.wire import Address, Writer
@@ -28,13 +30,18 @@ COMMITMENT_LEN = 32
 TAG_LEN = 32
 _CONTEXT_LABEL = b"Overt_Franking_v1"
 _TAG_LABEL = b"Overt_ReportingTag_v1"
+_U32 = struct.Struct(">I")
+_U64 = struct.Struct(">Q")
 
 
 def context(sender: Address, conversation_id: bytes, message_id: bytes, timestamp_ms: int) -> bytes:
-    """The canonical franking context of one message."""
-    w = Writer().raw(_CONTEXT_LABEL)
-    sender.write(w)
-    return w.fixed(conversation_id, 32).fixed(message_id, 16).u64(timestamp_ms).getvalue()
+    """The canonical franking context of one message (computed twice per message: by hand)."""
+    if len(conversation_id) != 32 or len(message_id) != 16 or not 0 < len(sender.account) <= 64:
+        raise ValueError("franking context field of the wrong length")
+    return b"".join((
+        _CONTEXT_LABEL, bytes((len(sender.account),)), sender.account,
+        _U32.pack(sender.device), conversation_id, message_id, _U64.pack(timestamp_ms),
+    ))  # fmt: skip
 
 
 def commit(franking_key: bytes, ctx: bytes, body: bytes) -> bytes:

@@ -15,7 +15,7 @@ skipped keys, within the bounds of :mod:`overt.protocol.limits`; a counter jump 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from overt.crypto import Rng, X25519PrivateKey, X25519PublicKey, hkdf_sha256, hmac_sha256
 from overt.errors import DuplicateMessage, LimitExceeded, LocalError
@@ -30,9 +30,12 @@ SkippedKeys = Mapping[tuple[bytes, int], bytes]
 _EMPTY: SkippedKeys = {}
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class RatchetState:
-    """One session's ratchet. ``skipped`` is never mutated in place (copy on write)."""
+class RatchetState(NamedTuple):
+    """One session's ratchet. ``skipped`` is never mutated in place (copy on write).
+
+    A named tuple rather than a frozen dataclass: it is rebuilt for every message, and tuple
+    construction is several times cheaper; it is just as immutable.
+    """
 
     dhs: X25519PrivateKey
     dhr: bytes | None

@@ -13,6 +13,7 @@ separate from the wire schema and never uses pickle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from overt.crypto import Rng, X25519PrivateKey, open_sealed, seal
 from overt.errors import (
@@ -45,15 +46,14 @@ from overt.wire import (
     Reader,
     Writer,
 )
-from overt.wire.messages import DeviceEntry
+from overt.wire.messages import DeviceEntry, encode_envelope_header
 
 RECORD_VERSION = 1
 _MAX_AD_LEN = 1024
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Session:
-    """One PQXDH-established session with a peer device."""
+class Session(NamedTuple):
+    """One PQXDH-established session with a peer device (immutable, rebuilt per message)."""
 
     ad: bytes
     peer_identity_dh: bytes
@@ -76,6 +76,10 @@ class SessionRecord:
     def promote(self, session: Session, replaced_index: int | None) -> SessionRecord:
         """Make ``session`` current. ``replaced_index`` is its old place in ``archived``
         (None if it is new or already current)."""
+        if replaced_index is None and (
+            self.current is None or self.current.base_key == session.base_key
+        ):
+            return SessionRecord(session, self.archived)
         archived = list(self.archived)
         if replaced_index is not None:
             del archived[replaced_index]
@@ -254,19 +258,21 @@ def encrypt(
             policy.epoch, sender, recipient, msg.conversation_id, msg.message_id, msg.timestamp_ms
         )
         af = access.create(policy.epoch, policy.public_key, mk, actx)
-    env = Envelope(
-        MessageType.PREKEY if session.pending_init is not None else MessageType.MESSAGE,
-        sender, recipient, msg.timestamp_ms, msg.message_id, msg.conversation_id,
-        session.pending_init, header, commitment, af, b"",
+    mtype = MessageType.PREKEY if session.pending_init is not None else MessageType.MESSAGE
+    header_bytes = encode_envelope_header(
+        mtype, sender, recipient, msg.timestamp_ms, msg.message_id, msg.conversation_id,
+        session.pending_init, header, commitment, af,
     )  # fmt: skip
-    plaintext = Content(msg.franking_key, msg.body).encode()
-    header_bytes = env.header_bytes()
-    ct = seal(mk, plaintext, session.ad + header_bytes)
+    ct = seal(mk, Content(msg.franking_key, msg.body).encode(), session.ad + header_bytes)
+    env = Envelope(
+        mtype, sender, recipient, msg.timestamp_ms, msg.message_id, msg.conversation_id,
+        session.pending_init, header, commitment, af, ct, header_bytes,
+    )  # fmt: skip
     new_session = Session(
         session.ad, session.peer_identity_dh, session.peer_identity_sign, session.base_key,
         session.pending_init, ratchet,
     )  # fmt: skip
-    return env.with_ciphertext(ct, header_bytes), SessionRecord(new_session, record.archived)
+    return env, SessionRecord(new_session, record.archived)
 
 
 def _open(

@@ -26,6 +26,7 @@ Presentation-language summary (lengths in bytes; ``<a..b>`` is a vector with a l
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Self
@@ -326,6 +327,19 @@ class PqxdhInit:
     kem_prekey_id: int
     kem_ciphertext: bytes
 
+    def encoded(self) -> bytes:
+        """This structure's canonical bytes, computed once (it repeats in every message
+        until the peer answers)."""
+        cached = _INIT_CACHE.get(self)
+        if cached is None:
+            w = Writer()
+            self.write(w)
+            cached = w.getvalue()
+            if len(_INIT_CACHE) >= _INIT_CACHE_MAX:
+                _INIT_CACHE.clear()
+            _INIT_CACHE[self] = cached
+        return cached
+
     def write(self, w: Writer) -> None:
         w.fixed(self.identity_dh, KEY_LEN).fixed(self.identity_sign, KEY_LEN)
         w.fixed(self.base_key, KEY_LEN).u32(self.signed_prekey_id)
@@ -350,6 +364,10 @@ class PqxdhInit:
             r.u32("init.kem_id"),
             r.fixed(KEM_CIPHERTEXT_LEN, "init.kem_ct"),
         )
+
+
+_INIT_CACHE: dict[PqxdhInit, bytes] = {}
+_INIT_CACHE_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,29 +429,14 @@ class Envelope:
     #: AD is not re-encoded on the hot path (decoding is strict, so they are canonical).
     header_cache: bytes | None = field(default=None, compare=False, repr=False)
 
-    def _write_header(self, w: Writer) -> None:
-        if (self.type is MessageType.PREKEY) != (self.init is not None):
-            raise ValueError("a PREKEY envelope carries PQXDH values, and only it does")
-        w.u8(self.VERSION).u8(self.type)
-        self.sender.write(w)
-        self.recipient.write(w)
-        w.u64(self.timestamp_ms).fixed(self.message_id, MESSAGE_ID_LEN)
-        w.fixed(self.conversation_id, CONVERSATION_ID_LEN)
-        if self.init is not None:
-            self.init.write(w)
-        self.header.write(w)
-        w.fixed(self.franking_commitment, COMMITMENT_LEN)
-        w.boolean(self.access is not None)
-        if self.access is not None:
-            self.access.write(w)
-
     def header_bytes(self) -> bytes:
         """The canonical encoding of everything outside the ciphertext (the AD)."""
         if self.header_cache is not None:
             return self.header_cache
-        w = Writer()
-        self._write_header(w)
-        return w.getvalue()
+        return encode_envelope_header(
+            self.type, self.sender, self.recipient, self.timestamp_ms, self.message_id,
+            self.conversation_id, self.init, self.header, self.franking_commitment, self.access,
+        )  # fmt: skip
 
     def encode(self) -> bytes:
         w = Writer().raw(self.header_bytes())
@@ -475,6 +478,66 @@ class Envelope:
         )  # fmt: skip
 
 
+def _address(a: Address) -> bytes:
+    n = len(a.account)
+    if not 0 < n <= MAX_ACCOUNT_ID_LEN:
+        raise ValueError("account id must be 1..64 bytes")
+    return _U8[n] + a.account + _U32.pack(a.device)
+
+
+def encode_envelope_header(
+    mtype: MessageType,
+    sender: Address,
+    recipient: Address,
+    timestamp_ms: int,
+    message_id: bytes,
+    conversation_id: bytes,
+    init: PqxdhInit | None,
+    header: RatchetHeader,
+    franking_commitment: bytes,
+    access: AccessField | None,
+) -> bytes:
+    """The canonical header of an :class:`Envelope` (everything but the ciphertext).
+
+    Written out by hand rather than through :class:`Writer` because it runs for every message
+    sent and received; ``tests/wire`` checks that the strict decoder reads back exactly it.
+    """
+    if (mtype is MessageType.PREKEY) != (init is not None):
+        raise ValueError("a PREKEY envelope carries PQXDH values, and only it does")
+    if (
+        len(message_id) != MESSAGE_ID_LEN
+        or len(conversation_id) != CONVERSATION_ID_LEN
+        or len(header.dh) != KEY_LEN
+        or len(franking_commitment) != COMMITMENT_LEN
+    ):
+        raise ValueError("envelope field of the wrong length")
+    parts = [
+        _U8[Envelope.VERSION] + _U8[mtype],
+        _address(sender),
+        _address(recipient),
+        _U64.pack(timestamp_ms),
+        message_id,
+        conversation_id,
+    ]
+    if init is not None:
+        parts.append(init.encoded())
+    parts.append(header.dh + _U32U32.pack(header.pn, header.n))
+    parts.append(franking_commitment)
+    if access is None:
+        parts.append(b"\x00")
+    else:
+        if len(access.r) != KEY_LEN or len(access.c) != KEY_LEN:
+            raise ValueError("access field of the wrong length")
+        parts.append(b"\x01" + _U32.pack(access.epoch) + access.r + access.c)
+    return b"".join(parts)
+
+
+_U8 = [bytes((i,)) for i in range(256)]
+_U32 = struct.Struct(">I")
+_U32U32 = struct.Struct(">II")
+_U64 = struct.Struct(">Q")
+
+
 @dataclass(frozen=True, slots=True)
 class Content:
     """The plaintext inside an envelope: the franking key and the application body."""
@@ -485,13 +548,21 @@ class Content:
     body: bytes
 
     def encode(self) -> bytes:
-        w = Writer().u8(self.VERSION).fixed(self.franking_key, FRANKING_KEY_LEN)
-        return w.vec(self.body, 4, MAX_BODY_LEN).getvalue()
+        if len(self.franking_key) != FRANKING_KEY_LEN or len(self.body) > MAX_BODY_LEN:
+            raise ValueError("content field of the wrong length")
+        return _U8[self.VERSION] + self.franking_key + _U32.pack(len(self.body)) + self.body
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
-        r = Reader(data, "Content")
-        r.version(cls.VERSION)
-        out = cls(r.fixed(FRANKING_KEY_LEN, "franking_key"), r.vec(4, "body", MAX_BODY_LEN))
-        r.finish()
-        return out
+        head = 1 + FRANKING_KEY_LEN + 4
+        if len(data) < head:
+            raise DecodeError("Content: truncated")
+        if data[0] != cls.VERSION:
+            raise DecodeError(f"Content: unknown version {data[0]}")
+        (n,) = _U32.unpack_from(data, 1 + FRANKING_KEY_LEN)
+        if n > MAX_BODY_LEN:
+            raise DecodeError("Content: body length outside bounds")
+        if len(data) != head + n:
+            raise DecodeError("Content: truncated" if len(data) < head + n else
+                              "Content: trailing bytes")  # fmt: skip
+        return cls(bytes(data[1:33]), bytes(data[head:]))
