@@ -10,9 +10,10 @@
 Every content key is a uniformly random single-use 32-byte key (a ratchet message key, a
 fresh attachment key, a sender-key message key), so HKDF-Extract is skipped as RFC 5869 §3.3
 allows, and the derived nonce is never reused under one AES key. Opening recomputes the
-commitment and compares it in constant time before GCM runs. Plain GCM is not key-committing (one ciphertext can be made to decrypt under two chosen keys); with the
-prefix, a second key would need an HKDF output collision on 256 bits. Every failure raises the
-same :class:`InvalidMessage`.
+commitment and compares it in constant time before GCM runs. Plain GCM is not
+key-committing (one ciphertext can be made to decrypt under two chosen keys); with the prefix,
+a second key would need an HKDF output collision on 256 bits. Every failure raises the same
+:class:`InvalidMessage`.
 """
 
 from __future__ import annotations
