@@ -15,6 +15,7 @@ never sees sockets, databases, clocks or ``os.urandom``; it imports only :mod:`o
 * :mod:`~overt.protocol.limits` — every bound, named.
 """
 
+from overt.protocol import access, franking
 from overt.protocol.access import EscrowPolicy
 from overt.protocol.device import Device, direct_conversation_id
 from overt.protocol.fingerprint import format_safety_number, safety_number
@@ -35,9 +36,11 @@ __all__ = [
     "Received",
     "Session",
     "SessionRecord",
+    "access",
     "decrypt",
     "direct_conversation_id",
     "encrypt",
+    "franking",
     "format_safety_number",
     "safety_number",
     "verify_bundle",
