@@ -6,8 +6,10 @@ bundle plus Bob's ``decrypt`` of it (PQXDH on both sides, so it includes ML-KEM-
 the pattern's messages. Envelopes are handed over as objects, as the peer hands over its
 ``EncryptedMessage`` tuples; their encoded sizes are taken after the timed loop.
 
-All randomness comes from one ``DeterministicRng(seed)`` per session, so every repetition does
-the same work (ML-KEM encapsulation draws its own randomness inside ``overt.crypto``).
+Keys are made from one ``DeterministicRng(seed)`` per session (untimed setup), so every
+repetition starts from the same state; the timed part then draws its randomness (ratchet keys,
+message ids, franking keys) from ``SystemRng``, the production source, as the peer draws from
+the OS (ML-KEM encapsulation draws its own randomness inside ``overt.crypto`` in any case).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Final
 
 from bench.core import BenchError
 from bench.impls import SessionRun, a_sends, bodies, paused_gc
-from overt.crypto import DeterministicRng, Point, Rng, Scalar, constant_time_eq
+from overt.crypto import DeterministicRng, Point, Rng, Scalar, SystemRng, constant_time_eq
 from overt.protocol import Device, EscrowPolicy, Received, franking
 from overt.wire import Address, Envelope
 
@@ -56,7 +58,9 @@ def run_session(
     pattern: str, messages: int, *, policy: str = "none", seed: int = DEFAULT_SEED
 ) -> SessionRun:
     """One fresh Alice/Bob session: timed handshake, then ``messages`` timed round trips."""
-    rng, alice, bob = _make_parties(seed, policy)
+    _, alice, bob = _make_parties(seed, policy)
+    rng: Rng = SystemRng()
+    alice.rng = bob.rng = rng
     plaintexts = bodies(messages + 1)
     first, rest = plaintexts[0], plaintexts[1:]
     senders = a_sends(pattern, messages)
