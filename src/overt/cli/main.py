@@ -1,0 +1,371 @@
+"""The ``overt`` command line: every party's tools behind one entry point.
+
+Each user profile is a directory (``$OVERT_HOME/profiles/<name>``, ``~/.overt`` by default)
+holding the client's SQLite state and a small ``cli.json`` (the server address). Several
+profiles on one machine let one person try a conversation between two users.
+
+This module only parses arguments, calls :mod:`overt.client` (or starts a service) and prints
+what happened; every error a person sees says what went wrong and what to do, and the exit
+status is 0 on success, 1 on an error, 2 on a usage mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from overt.client import Client, HttpTransport
+from overt.client.model import Direction, Message
+from overt.errors import LocalError, OvertError
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEFAULT_PROFILE = "default"
+CONFIG_FILE = "cli.json"
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+def home_dir(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("OVERT_HOME") or Path.home() / ".overt").expanduser()
+
+
+def profile_dir(args: argparse.Namespace, name: str | None = None) -> Path:
+    return home_dir(args.home) / "profiles" / (name or args.profile)
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((path / CONFIG_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise LocalError(f"{path / CONFIG_FILE} is unreadable ({exc}); fix or delete it") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def _write_config(path: Path, data: dict[str, Any]) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path / CONFIG_FILE)
+
+
+def server_url(args: argparse.Namespace, path: Path) -> str:
+    url = args.server or os.environ.get("OVERT_SERVER") or _read_config(path).get("server")
+    return str(url or DEFAULT_SERVER)
+
+
+class Session:
+    """An open client for one profile, with its transport; closes both."""
+
+    def __init__(
+        self, args: argparse.Namespace, profile: str | None = None, url: str | None = None
+    ) -> None:
+        self.path = profile_dir(args, profile)
+        self.url = url or server_url(args, self.path)
+        self._stack = AsyncExitStack()
+        self.client: Client
+
+    async def __aenter__(self) -> Client:
+        transport = HttpTransport(self.url)
+        self._stack.push_async_callback(transport.aclose)
+        self.client = await Client.open(self.path, transport)
+        self._stack.push_async_callback(self.client.close)
+        return self.client
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+
+def _need_account(client: Client, args: argparse.Namespace) -> None:
+    if not client.is_active:
+        raise LocalError(
+            f"profile {args.profile!r} has no account yet: run "
+            f"`overt --profile {args.profile} account create NAME` (or `device link`)"
+        )
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+def _time(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def show(message: Message) -> str:
+    """One message as a line: time, who (and which of their devices), text."""
+    if message.direction is Direction.OUTGOING:
+        head = f"[{_time(message.sent_at_ms)}] me → {message.peer}"
+    else:
+        head = f"[{_time(message.sent_at_ms)}] {message.sender} (device {message.sender_device})"
+    text = message.text
+    if message.attachment is not None:
+        a = message.attachment
+        label = a.file_name or "attachment"
+        note = f"[file {label}, {a.size} bytes, id {message.message_id.hex()[:12]}]"
+        text = f"{text} {note}" if text else note
+    return f"{head}: {text}"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from overt.server import run_server  # noqa: PLC0415 - a server process needs no client
+
+    data = Path(args.data_dir or home_dir(args.home) / "server")
+    run_server(args.host, args.port, data, log_level=args.log_level)
+    return 0
+
+
+async def cmd_account_create(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        if client.is_active:
+            raise LocalError(
+                f"profile {args.profile!r} already holds account {client.account_name!r}; "
+                "use another --profile for another account"
+            )
+        print(f"Creating keys for {args.name!r} and registering with {args.server_url}…")
+        await client.create_account(args.name)
+        _write_config(profile_dir(args), {"server": server_url(args, profile_dir(args))})
+        print(f"Account {args.name!r} created; this is device {client.device_id}.")
+        print(f"Profile: {profile_dir(args)}")
+    return 0
+
+
+async def cmd_device_link(args: argparse.Namespace) -> int:
+    primary_path = profile_dir(args, args.from_profile)
+    if not primary_path.exists():
+        raise LocalError(f"no profile {args.from_profile!r} at {primary_path}")
+    url = server_url(args, primary_path)
+    async with Session(args, args.from_profile) as primary, Session(args, url=url) as new:
+        if new.is_active:
+            raise LocalError(f"profile {args.profile!r} is already an active device")
+        _need_account(primary, args)
+        print(f"Linking profile {args.profile!r} to account {primary.account_name!r}…")
+        await new.link_device(primary)
+        _write_config(profile_dir(args), {"server": url})
+        print(f"Linked: this is device {new.device_id} of {new.account_name!r}.")
+    return 0
+
+
+async def cmd_device_list(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        devices = await client.devices()
+        for d in devices:
+            mark = " (this device)" if d == client.device_id else ""
+            print(f"device {d}{mark}")
+    return 0
+
+
+async def cmd_send(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        msg = await client.send(args.to, " ".join(args.text))
+        print(f"Sent to {args.to} at {_time(msg.sent_at_ms)}.")
+    return 0
+
+
+async def cmd_attach(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    async with Session(args) as client:
+        _need_account(client, args)
+        print(f"Encrypting and uploading {path.name}…")
+        msg = await client.send_attachment(args.to, path, caption=args.caption or "")
+        print(f"Sent {path.name} to {args.to} (message {msg.message_id.hex()[:12]}).")
+    return 0
+
+
+async def cmd_save(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        for m in await client.history(args.peer, limit=1000):
+            if m.message_id.hex().startswith(args.message) and m.attachment is not None:
+                data = await client.fetch_attachment(m)
+                out = Path(args.output or m.attachment.file_name or m.message_id.hex())
+                out.write_bytes(data)
+                print(f"Saved {len(data)} bytes to {out} (hashes checked).")
+                return 0
+        raise LocalError(f"no attachment message starting with {args.message!r} from {args.peer}")
+
+
+async def cmd_inbox(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        new = await client.sync()
+        print(f"{len(new)} new message(s).")
+        if args.peer:
+            for m in await client.history(args.peer, limit=args.limit):
+                print(show(m))
+            return 0
+        for conv in await client.conversations():
+            last = conv.last_message
+            line = show(last) if last else "(no messages)"
+            print(f"{conv.peer}: {line}")
+    return 0
+
+
+async def cmd_listen(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        print(f"Listening as {client.account_name} (device {client.device_id}); Ctrl-C to stop.")
+        sys.stdout.flush()
+        async for m in client.listen():
+            print(show(m), flush=True)
+    return 0
+
+
+async def cmd_chat(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        for m in await client.history(args.peer, limit=20):
+            print(show(m))
+        print(f"Chatting with {args.peer}. Type a message and Enter; /quit to leave.", flush=True)
+
+        async def incoming() -> None:
+            async for m in client.listen():
+                if m.peer == args.peer:
+                    print(show(m), flush=True)
+
+        listener = asyncio.create_task(incoming())
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                line = await loop.run_in_executor(None, sys.stdin.readline)
+                if not line or line.strip() in {"/quit", "/exit"}:
+                    break
+                if line.strip():
+                    await client.send(args.peer, line.rstrip("\n"))
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+    return 0
+
+
+async def cmd_safety_number(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        _need_account(client, args)
+        if args.accept:
+            await client.accept_new_identity(args.peer, args.accept)
+            print(f"Accepted the new key of {args.peer}.")
+            return 0
+        number = await client.safety_number(args.peer)
+        groups = [number[i : i + 5] for i in range(0, len(number), 5)]
+        print(f"Safety number with {args.peer} (compare it with theirs, in person or by call):")
+        for i in range(0, len(groups), 4):
+            print("  " + " ".join(groups[i : i + 4]))
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with Session(args) as client:
+        print(f"profile: {profile_dir(args)}")
+        print(f"server:  {server_url(args, profile_dir(args))}")
+        if client.is_active:
+            print(f"account: {client.account_name} (device {client.device_id})")
+        else:
+            print("account: none yet")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="overt",
+        description="Overt: end-to-end encrypted messaging with verifiable reports and "
+        "accountable lawful access.",
+    )
+    p.add_argument("--home", help="state directory (default $OVERT_HOME or ~/.overt)")
+    p.add_argument("--profile", default=DEFAULT_PROFILE, help="local profile (default: default)")
+    p.add_argument("--server", help=f"server URL (default: the profile's, or {DEFAULT_SERVER})")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("server", help="run a relay server (SQLite under a data directory)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--data-dir", help="default: $OVERT_HOME/server")
+    s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.set_defaults(sync=cmd_server)
+
+    acct = sub.add_parser("account", help="accounts").add_subparsers(dest="sub", required=True)
+    c = acct.add_parser("create", help="create an account with this profile as device 1")
+    c.add_argument("name", help="account name: 3-32 of a-z 0-9 _ . -")
+    c.set_defaults(run=cmd_account_create)
+
+    dev = sub.add_parser("device", help="devices").add_subparsers(dest="sub", required=True)
+    d = dev.add_parser("link", help="make this profile another device of an account")
+    d.add_argument("--from-profile", required=True, help="a profile holding the account key")
+    d.set_defaults(run=cmd_device_link)
+    d = dev.add_parser("list", help="the account's devices")
+    d.set_defaults(run=cmd_device_list)
+
+    c = sub.add_parser("send", help="send a text message")
+    c.add_argument("to")
+    c.add_argument("text", nargs="+")
+    c.set_defaults(run=cmd_send)
+
+    c = sub.add_parser("attach", help="send a file (encrypted; the key travels in the message)")
+    c.add_argument("to")
+    c.add_argument("file")
+    c.add_argument("--caption")
+    c.set_defaults(run=cmd_attach)
+
+    c = sub.add_parser("save", help="download, check and decrypt a received attachment")
+    c.add_argument("peer")
+    c.add_argument("message", help="message id (a prefix is enough), as `inbox` shows it")
+    c.add_argument("-o", "--output")
+    c.set_defaults(run=cmd_save)
+
+    c = sub.add_parser("inbox", help="fetch new messages; list conversations or one history")
+    c.add_argument("peer", nargs="?")
+    c.add_argument("--limit", type=int, default=50)
+    c.set_defaults(run=cmd_inbox)
+
+    c = sub.add_parser("listen", help="print messages as they arrive (WebSocket push)")
+    c.set_defaults(run=cmd_listen)
+
+    c = sub.add_parser("chat", help="an interactive conversation in the terminal")
+    c.add_argument("peer")
+    c.set_defaults(run=cmd_chat)
+
+    c = sub.add_parser("safety-number", help="show (or accept a changed) safety number")
+    c.add_argument("peer")
+    c.add_argument("--accept", metavar="NUMBER", help="accept the peer's new key after checking")
+    c.set_defaults(run=cmd_safety_number)
+
+    c = sub.add_parser("status", help="this profile's account, device and server")
+    c.set_defaults(run=cmd_status)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.server_url = server_url(args, profile_dir(args))
+    try:
+        if getattr(args, "sync", None) is not None:
+            sync_cmd: Callable[[argparse.Namespace], int] = args.sync
+            return sync_cmd(args)
+        run: Callable[[argparse.Namespace], Coroutine[Any, Any, int]] = args.run
+        return asyncio.run(run(args))
+    except KeyboardInterrupt:
+        return 130
+    except OvertError as exc:
+        print(f"overt: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,232 @@
+"""The JSON view of docs/api.md, client side: request bodies out, strictly parsed answers in.
+
+Every parser takes what ``json.loads`` gave and returns typed values, or raises
+:class:`BadResponse` naming the field that does not fit. Binary values stay opaque bytes here;
+the caller decodes and verifies them with :mod:`overt.wire` and :mod:`overt.protocol`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from overt.client._b64 import b64d, b64e
+from overt.client.errors import BadResponse
+from overt.errors import DecodeError
+from overt.wire import Address, KemPreKey, OneTimePreKey, SignedPreKey
+from overt.wire.messages import MAX_ACCOUNT_ID_LEN
+
+_U32_MAX = 0xFFFFFFFF
+_U63_MAX = (1 << 63) - 1
+
+
+def account_path(account: bytes) -> str:
+    return b64e(account)
+
+
+def address_text(address: Address) -> str:
+    """``"<b64 account>:<device id>"``."""
+    return f"{b64e(address.account)}:{address.device}"
+
+
+def parse_address(value: object, what: str) -> Address:
+    if not isinstance(value, str) or value.count(":") != 1:
+        raise BadResponse(f"{what} is not a device address")
+    account_b64, device = value.split(":")
+    account = _b64(account_b64, what)
+    if not 1 <= len(account) <= MAX_ACCOUNT_ID_LEN or not device.isdigit():
+        raise BadResponse(f"{what} is not a device address")
+    dev = int(device)
+    if dev > _U32_MAX:
+        raise BadResponse(f"{what} is not a device address")
+    return Address(account, dev)
+
+
+def prekey_upload(
+    signed: SignedPreKey | None,
+    last_resort_kem: KemPreKey | None,
+    one_time: Sequence[OneTimePreKey],
+    kem_one_time: Sequence[KemPreKey],
+) -> dict[str, object]:
+    """A ``PrekeyUpload`` object."""
+    out: dict[str, object] = {}
+    if signed is not None:
+        out["signed_prekey"] = b64e(signed.encode())
+    if last_resort_kem is not None:
+        out["last_resort_kem"] = b64e(last_resort_kem.encode())
+    if one_time:
+        out["one_time"] = [b64e(k.encode()) for k in one_time]
+    if kem_one_time:
+        out["kem_one_time"] = [b64e(k.encode()) for k in kem_one_time]
+    return out
+
+
+# ----------------------------------------------------------------------------- parsing
+
+
+def obj(value: object, what: str) -> Mapping[str, object]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise BadResponse(f"{what} is not a JSON object")
+    return value
+
+
+def _field(o: Mapping[str, object], name: str, what: str) -> object:
+    if name not in o:
+        raise BadResponse(f"{what} has no {name!r}")
+    return o[name]
+
+
+def integer(o: Mapping[str, object], name: str, what: str, maximum: int = _U63_MAX) -> int:
+    v = _field(o, name, what)
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= maximum:
+        raise BadResponse(f"{what}: {name!r} is not an integer in range")
+    return v
+
+
+def boolean(o: Mapping[str, object], name: str, what: str) -> bool:
+    v = _field(o, name, what)
+    if not isinstance(v, bool):
+        raise BadResponse(f"{what}: {name!r} is not a boolean")
+    return v
+
+
+def _b64(v: object, what: str) -> bytes:
+    try:
+        return b64d(v, what)
+    except DecodeError as exc:
+        raise BadResponse(str(exc)) from None
+
+
+def binary(o: Mapping[str, object], name: str, what: str) -> bytes:
+    return _b64(_field(o, name, what), f"{what}: {name!r}")
+
+
+def array(o: Mapping[str, object], name: str, what: str) -> list[object]:
+    v = _field(o, name, what)
+    if not isinstance(v, list):
+        raise BadResponse(f"{what}: {name!r} is not an array")
+    return v
+
+
+def int_list(o: Mapping[str, object], name: str, what: str, maximum: int = _U63_MAX) -> list[int]:
+    out = []
+    for v in array(o, name, what):
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= maximum:
+            raise BadResponse(f"{what}: {name!r} is not a list of integers in range")
+        out.append(v)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """``GET /v1/accounts/{account}``."""
+
+    account: bytes
+    identity_key: bytes
+    signed_device_list: bytes = field(repr=False)
+    serial: int
+
+
+def parse_account(value: object) -> AccountView:
+    what = "account record"
+    o = obj(value, what)
+    return AccountView(
+        binary(o, "account", what),
+        binary(o, "identity_key", what),
+        binary(o, "signed_device_list", what),
+        integer(o, "serial", what),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class BundlesView:
+    """``GET /v1/accounts/{account}/bundles``."""
+
+    serial: int
+    signed_device_list: bytes = field(repr=False)
+    bundles: tuple[bytes, ...] = field(repr=False)
+
+
+def parse_bundles(value: object) -> BundlesView:
+    what = "prekey bundles"
+    o = obj(value, what)
+    bundles = tuple(_b64(b, f"{what}: bundle") for b in array(o, "bundles", what))
+    return BundlesView(integer(o, "serial", what), binary(o, "signed_device_list", what), bundles)
+
+
+@dataclass(frozen=True, slots=True)
+class StaleAccount:
+    """One entry of a ``409 stale_devices`` answer."""
+
+    account: bytes
+    serial: int
+    devices: tuple[int, ...]
+    signed_device_list: bytes = field(repr=False)
+
+
+def parse_stale(details: Mapping[str, object]) -> list[StaleAccount]:
+    what = "stale_devices answer"
+    accounts = obj(_field(details, "accounts", what), what)
+    out = []
+    for key, value in accounts.items():
+        entry = obj(value, what)
+        out.append(
+            StaleAccount(
+                _b64(key, f"{what}: account"),
+                integer(entry, "serial", what),
+                tuple(int_list(entry, "devices", what, _U32_MAX)),
+                binary(entry, "signed_device_list", what),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One mailbox entry (``GET /v1/messages`` or a WebSocket ``mail`` event)."""
+
+    id: int
+    sender: Address
+    server_time_ms: int
+    envelope: bytes = field(repr=False)
+    reporting_tag: bytes | None = field(repr=False)
+
+
+def parse_mail(value: object) -> Mail:
+    what = "mail"
+    o = obj(value, what)
+    tag = o.get("reporting_tag")
+    return Mail(
+        integer(o, "id", what),
+        parse_address(_field(o, "sender", what), f"{what}: 'sender'"),
+        integer(o, "server_time", what),
+        binary(o, "envelope", what),
+        None if tag is None else _b64(tag, f"{what}: 'reporting_tag'"),
+    )
+
+
+def parse_mail_page(value: object) -> tuple[list[Mail], bool]:
+    what = "message page"
+    o = obj(value, what)
+    return [parse_mail(m) for m in array(o, "messages", what)], boolean(o, "more", what)
+
+
+@dataclass(frozen=True, slots=True)
+class PrekeyCounts:
+    one_time: int
+    kem_one_time: int
+    low: bool
+
+
+def parse_prekey_counts(value: object) -> PrekeyCounts:
+    what = "prekey stock"
+    o = obj(value, what)
+    return PrekeyCounts(
+        integer(o, "one_time", what), integer(o, "kem_one_time", what), boolean(o, "low", what)
+    )
+
+
+def parse_sent(value: object) -> tuple[list[int], int]:
+    what = "send answer"
+    o = obj(value, what)
+    return int_list(o, "ids", what), integer(o, "server_time", what)

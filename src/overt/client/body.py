@@ -1,0 +1,144 @@
+"""The application body inside every message: what the person wrote, and for whom.
+
+The body is the ``body`` of :class:`overt.wire.Content`, the exact bytes the franking
+commitment covers, so it is kept verbatim for reports. It names the conversation's **peer** as
+the sender sees it (the account the message is addressed to): a recipient checks that it names
+itself, and the sender's own other devices, which receive a sync copy, learn from it which
+conversation the copy belongs to.
+
+Canonical encoding (:mod:`overt.wire.codec`)::
+
+    struct { opaque blob_id<1..64>; opaque key[32]; uint64 size;
+             opaque plaintext_sha256[32]; opaque ciphertext_sha256[32];
+             opaque content_type<0..127>; opaque file_name<0..255>; } AttachmentPointer;
+    struct { uint8 version = 1; uint8 kind;            /* 1 text, 2 attachment */
+             opaque peer<1..64>; opaque text<0..2^32-1>;   /* at most MAX_TEXT_BYTES */
+             AttachmentPointer attachment;          /* iff kind == attachment */ } Body;
+
+Text, content type and file name are UTF-8. Decoding is strict (known version and kind, bounded
+lengths, valid UTF-8, no trailing bytes); :class:`overt.errors.DecodeError` is its only failure.
+This module never sees keys in use, sockets or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Self
+
+from overt.client.limits import MAX_CONTENT_TYPE_BYTES, MAX_FILE_NAME_BYTES, MAX_TEXT_BYTES
+from overt.errors import DecodeError, LocalError
+from overt.wire import Reader, Writer
+from overt.wire.messages import MAX_ACCOUNT_ID_LEN
+
+BODY_VERSION = 1
+POINTER_VERSION = 1
+ATTACHMENT_KEY_LEN = 32
+SHA256_LEN = 32
+MAX_BLOB_ID_LEN = 64
+
+
+class BodyKind(IntEnum):
+    TEXT = 1
+    ATTACHMENT = 2
+
+
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise DecodeError(f"Body: {what} is not UTF-8") from None
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPointer:
+    """Where an encrypted attachment is, the key that opens it, and what it must hash to."""
+
+    blob_id: bytes
+    key: bytes = field(repr=False)
+    size: int
+    plaintext_sha256: bytes
+    ciphertext_sha256: bytes
+    content_type: str
+    file_name: str
+
+    def write(self, w: Writer) -> None:
+        w.vec(self.blob_id, 1, MAX_BLOB_ID_LEN).fixed(self.key, ATTACHMENT_KEY_LEN)
+        w.u64(self.size).fixed(self.plaintext_sha256, SHA256_LEN)
+        w.fixed(self.ciphertext_sha256, SHA256_LEN)
+        w.vec(self.content_type.encode(), 1, MAX_CONTENT_TYPE_BYTES)
+        w.vec(self.file_name.encode(), 1, MAX_FILE_NAME_BYTES)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        blob_id = r.vec(1, "blob_id", MAX_BLOB_ID_LEN, min_len=1)
+        key = r.fixed(ATTACHMENT_KEY_LEN, "key")
+        size = r.u64("size")
+        plain, cipher = r.fixed(SHA256_LEN, "plaintext_sha256"), r.fixed(SHA256_LEN, "ct_sha256")
+        content_type = _utf8(r.vec(1, "content_type", MAX_CONTENT_TYPE_BYTES), "content type")
+        file_name = _utf8(r.vec(1, "file_name", MAX_FILE_NAME_BYTES), "file name")
+        return cls(blob_id, key, size, plain, cipher, content_type, file_name)
+
+    def encode(self) -> bytes:
+        """Standalone, versioned (as the local store keeps it)."""
+        w = Writer().u8(POINTER_VERSION)
+        self.write(w)
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "AttachmentPointer")
+        r.version(POINTER_VERSION)
+        out = cls.read(r)
+        r.finish()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """One message as the application sees it (see the module docstring)."""
+
+    kind: BodyKind
+    peer: bytes
+    text: str = field(default="", repr=False)
+    attachment: AttachmentPointer | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if (self.kind is BodyKind.ATTACHMENT) != (self.attachment is not None):
+            raise LocalError("an attachment body carries a pointer, and only it does")
+
+    @classmethod
+    def of_text(cls, peer: bytes, text: str) -> Self:
+        return cls(BodyKind.TEXT, peer, text)
+
+    @classmethod
+    def of_attachment(cls, peer: bytes, pointer: AttachmentPointer, caption: str = "") -> Self:
+        return cls(BodyKind.ATTACHMENT, peer, caption, pointer)
+
+    def encode(self) -> bytes:
+        text = self.text.encode()
+        if len(text) > MAX_TEXT_BYTES:
+            raise LocalError(f"message text is over {MAX_TEXT_BYTES} bytes; shorten it")
+        w = Writer().u8(BODY_VERSION).u8(self.kind)
+        try:
+            w.vec(self.peer, 1, MAX_ACCOUNT_ID_LEN).vec(text, 4, MAX_TEXT_BYTES)
+            if self.attachment is not None:
+                self.attachment.write(w)
+        except ValueError as exc:  # a field over its bound
+            raise LocalError(f"message does not fit its encoding: {exc}") from exc
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, "Body")
+        r.version(BODY_VERSION)
+        raw_kind = r.u8("kind")
+        try:
+            kind = BodyKind(raw_kind)
+        except ValueError:
+            raise DecodeError(f"Body: unknown kind {raw_kind}") from None
+        peer = r.vec(1, "peer", MAX_ACCOUNT_ID_LEN, min_len=1)
+        text = _utf8(r.vec(4, "text", MAX_TEXT_BYTES), "text")
+        pointer = AttachmentPointer.read(r) if kind is BodyKind.ATTACHMENT else None
+        r.finish()
+        return cls(kind, peer, text, pointer)

@@ -1,0 +1,210 @@
+"""The client library's errors, grafted onto the one tree of :mod:`overt.errors`.
+
+Every message says what went wrong and what to do. Where each class hangs::
+
+    OvertError
+    ├── LocalError
+    │   ├── StoreError                the local database failed (disk full, permissions,
+    │   │                             a corrupt file)                                  (500)
+    │   ├── ConfigurationError
+    │   │   └── ProfileTooNew         the profile was written by a newer client       (500)
+    │   └── ProfileStateError         the call does not fit this profile's state: no account
+    │                                 yet, already registered, no account key here     (500)
+    └── RemoteError
+        ├── ServerUnreachable         no answer: refused, reset, timed out             (503)
+        ├── ServerRefused             the server answered an error: ``status``, ``code``
+        │   │                         and its ``message`` (what to do)            (its status)
+        │   ├── Unauthenticated       401 unauthenticated
+        │   ├── Forbidden             403 forbidden
+        │   ├── NotFound              404 not_found
+        │   │   └── UnknownAccount    no account of that name
+        │   ├── Conflict              409
+        │   │   ├── AccountExists     exists
+        │   │   ├── StaleDevices      stale_devices (``details`` holds the fresh lists)
+        │   │   └── StaleSerial       stale_serial
+        │   ├── TooLarge              413 too_large
+        │   └── RateLimited           429 rate_limited (``retry_after`` seconds)
+        ├── DecodeError
+        │   └── BadResponse           an answer that does not fit docs/api.md          (502)
+        ├── InvalidMessage
+        │   └── AttachmentRejected    a downloaded attachment is not what was sent
+        └── ProtocolViolation
+            └── UntrustedIdentity     (from overt.errors) a peer's account key changed
+
+Foreign exceptions (``httpx``, ``websockets``, ``sqlite3``) are mapped where they occur, with
+``raise ... from``. No message carries a body, a key or a ciphertext.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from overt.errors import (
+    ConfigurationError,
+    DecodeError,
+    InvalidMessage,
+    LocalError,
+    RemoteError,
+)
+
+
+class StoreError(LocalError):
+    """The local database could not be read or written."""
+
+
+class ProfileTooNew(ConfigurationError):
+    """The profile's schema is newer than this client knows."""
+
+
+class ProfileStateError(LocalError):
+    """The call does not fit the profile's state (e.g. sending before creating an account)."""
+
+
+class ServerUnreachable(RemoteError):
+    """The server could not be reached or stopped answering."""
+
+    status_hint = 503
+
+
+class ServerRefused(RemoteError):
+    """The server answered with an error.
+
+    ``message`` is the server's explanation of what went wrong and what to do; ``code`` its
+    machine-readable ``error`` field; ``details`` the whole JSON error body.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        details: Mapping[str, object] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{message} (server answered {status} {code})")
+        self.status = status
+        self.status_hint = status
+        self.code = code
+        self.message = message
+        self.details: Mapping[str, object] = details or {}
+        self.retry_after = retry_after
+
+
+class Unauthenticated(ServerRefused):
+    """401: the request signature was missing, expired, replayed or wrong."""
+
+
+class Forbidden(ServerRefused):
+    """403: authenticated, but not allowed."""
+
+
+class NotFound(ServerRefused):
+    """404: no such account, device or attachment."""
+
+
+class UnknownAccount(NotFound):
+    """No account of the given name exists on this server."""
+
+
+class Conflict(ServerRefused):
+    """409: the request conflicts with the server's state."""
+
+
+class AccountExists(Conflict):
+    """409 exists: the account name is taken."""
+
+
+class StaleDevices(Conflict):
+    """409 stale_devices: the device lists used for a send are out of date."""
+
+
+class StaleSerial(Conflict):
+    """409 stale_serial: the account's device list changed meanwhile."""
+
+
+class TooLarge(ServerRefused):
+    """413: a body, attachment or mailbox is over the server's bound."""
+
+
+class RateLimited(ServerRefused):
+    """429: too many requests; ``retry_after`` says how many seconds to wait."""
+
+
+class BadResponse(DecodeError):
+    """The server's answer does not fit the API contract (docs/api.md)."""
+
+    status_hint = 502
+
+
+class AttachmentRejected(InvalidMessage):
+    """A downloaded attachment does not match the pointer in its message.
+
+    Which check failed (ciphertext hash, key commitment, tag, plaintext hash or size) is not
+    said, on purpose.
+    """
+
+    def __init__(self) -> None:
+        RemoteError.__init__(
+            self,
+            "the attachment does not match what the sender sent (altered or damaged in "
+            "transit or storage); ask the sender to send it again",
+        )
+
+
+#: ``error`` codes of docs/api.md and the class each maps to; unknown codes fall back on the
+#: class of their status, then on :class:`ServerRefused`.
+BY_CODE: Mapping[str, type[ServerRefused]] = {
+    "unauthenticated": Unauthenticated,
+    "forbidden": Forbidden,
+    "not_found": NotFound,
+    "exists": AccountExists,
+    "stale_devices": StaleDevices,
+    "stale_serial": StaleSerial,
+    "too_large": TooLarge,
+    "rate_limited": RateLimited,
+}
+
+#: The HTTP status of each ``error`` code (for errors that arrive without one: push frames).
+STATUS_OF_CODE: Mapping[str, int] = {
+    "malformed": 400,
+    "invalid": 400,
+    "mismatch": 400,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "not_found": 404,
+    "exists": 409,
+    "stale_devices": 409,
+    "stale_serial": 409,
+    "too_large": 413,
+    "rate_limited": 429,
+}
+
+BY_STATUS: Mapping[int, type[ServerRefused]] = {
+    401: Unauthenticated,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: TooLarge,
+    429: RateLimited,
+}
+
+__all__ = [
+    "AccountExists",
+    "AttachmentRejected",
+    "BadResponse",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "ProfileStateError",
+    "ProfileTooNew",
+    "RateLimited",
+    "ServerRefused",
+    "ServerUnreachable",
+    "StaleDevices",
+    "StaleSerial",
+    "StoreError",
+    "TooLarge",
+    "Unauthenticated",
+    "UnknownAccount",
+]

@@ -1,0 +1,55 @@
+"""Every bound and batch size of the client library, named in one place.
+
+The protocol's own bounds (skipped keys, devices per account, one-time prekeys kept) live in
+:mod:`overt.protocol.limits`; the server's in its own module. These are the client's: how much
+it uploads, how long it waits, how often it retries, and how much it accepts from a server.
+"""
+
+from typing import Final
+
+#: One-time X25519 prekeys uploaded at registration, at linking and at every refill.
+ONE_TIME_PREKEY_BATCH: Final = 100
+
+#: One-time ML-KEM-768 prekeys uploaded at registration, at linking and at every refill.
+KEM_ONE_TIME_PREKEY_BATCH: Final = 100
+
+#: Attempts of one send when the server answers ``409 stale_devices`` (each attempt refreshes
+#: the device lists the server named); past this the send fails and nothing is shown as sent.
+MAX_SEND_ATTEMPTS: Final = 3
+
+#: Messages asked for per ``GET /v1/messages`` page.
+FETCH_PAGE_SIZE: Final = 100
+
+#: Pages fetched by one :meth:`Client.sync` (a bound on one call's work; the rest waits for
+#: the next call, still in the mailbox).
+MAX_SYNC_PAGES: Final = 50
+
+#: Largest attachment plaintext (the server takes at most 10 MiB of ciphertext; sealing adds
+#: a 32-byte commitment and a 16-byte tag).
+MAX_ATTACHMENT_BYTES: Final = 10 * 1024 * 1024 - 48
+
+#: Largest text of one message, in UTF-8 bytes.
+MAX_TEXT_BYTES: Final = 64 * 1024
+
+#: Largest attachment file name and content type, in UTF-8 bytes.
+MAX_FILE_NAME_BYTES: Final = 255
+MAX_CONTENT_TYPE_BYTES: Final = 127
+
+#: How long the server ids of processed mail are remembered (so that mail delivered again
+#: after a lost acknowledgement is recognised without being processed twice).
+SEEN_MAIL_RETENTION_MS: Final = 30 * 24 * 3600 * 1000
+
+#: Timeout of one HTTP request, in seconds.
+REQUEST_TIMEOUT_S: Final = 30.0
+
+#: Largest WebSocket frame accepted from the server (an envelope of 1 MiB, base64, in JSON).
+MAX_PUSH_FRAME_BYTES: Final = 2 * 1024 * 1024
+
+#: Reconnection backoff of :meth:`Client.listen`: first delay, growth factor and ceiling, in
+#: seconds; each delay is drawn uniformly from [delay / 2, delay] (jitter through the RNG).
+BACKOFF_INITIAL_S: Final = 0.5
+BACKOFF_FACTOR: Final = 2.0
+BACKOFF_MAX_S: Final = 60.0
+
+#: Interval of :meth:`Client.listen` when the transport has no push channel (in-process).
+POLL_INTERVAL_S: Final = 1.0

@@ -1,0 +1,633 @@
+"""The client's local state: one SQLite file per profile.
+
+What is kept, and how (every record is versioned bytes from :mod:`overt.protocol` or plain
+columns — never pickle):
+
+* ``profile`` — this device: its account id, its state (``registering``, ``linking``,
+  ``active``), the account identity key if this device holds it, the device identity
+  (:func:`overt.protocol.device.encode_identity`) and the prekey stock
+  (:meth:`PrekeyStock.encode`);
+* ``sessions`` — one :class:`SessionRecord` per peer device address;
+* ``contacts`` — per account (this one included): the account key pinned when first seen (trust
+  on first use, until key transparency) and the last verified signed device list;
+* ``conversations`` and ``messages`` — what the person sees: message id unique per
+  (conversation, sender account), so a message is stored — and shown — once; with the exact
+  body bytes, the franking key and the server's reporting tag kept for abuse reports;
+* ``undecryptable`` — mail that could not be shown, with a reason class (never its content);
+* ``seen_mail`` — server ids of mail already processed, so that mail delivered again after a
+  lost acknowledgement is acknowledged without being processed twice. (A set of ids rather
+  than a ``last_acked`` high-water mark: with several server nodes on PostgreSQL, ids can
+  become visible out of order, and a high-water mark would then skip mail.)
+
+**Atomicity.** Each write method is one ``BEGIN IMMEDIATE`` transaction; a received message
+is committed by :meth:`Store.commit_received` — new session record, the stock without the
+consumed prekeys, the message row and the mail's id — all or nothing, so a crash between the
+steps leaves the state as it was and the mail, not yet acknowledged, comes again.
+
+**Durability.** WAL mode with ``synchronous=FULL``: a method that returned has committed to the
+fsynced log. The file is created readable by its owner only.
+
+**Why synchronous.** The methods are plain calls on the event loop's thread: one person's
+local database answers in well under a millisecond, and a staged decrypt is committed without
+an ``await`` in between, so no other task can touch the same session meanwhile.
+
+**Schema.** :data:`MIGRATIONS` is append-only; entry ``i`` moves the schema from version ``i``
+to ``i + 1``, applied in one transaction when the file is opened. A file written by a newer
+client is refused with :class:`ProfileTooNew`.
+
+Secrets (identity keys, prekeys, sessions) are stored as they are, protected by the file's
+permissions; encryption at rest under an OS keystore is a later step.
+
+This module never sees the network or a clock: times come from the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Final
+
+from overt.client.errors import ProfileTooNew, StoreError
+from overt.crypto import Ed25519PrivateKey
+from overt.errors import DecodeError
+from overt.protocol import AccountIdentity, DeviceIdentity, SessionRecord
+from overt.protocol.device import PrekeyStock, decode_identity, encode_identity
+from overt.wire import Address, DeviceEntry, DeviceList, Reader, SignedDeviceList, Writer
+from overt.wire.messages import MAX_ACCOUNT_ID_LEN
+
+DB_FILE_NAME: Final = "overt.db"
+ACCOUNT_IDENTITY_VERSION: Final = 1
+
+#: Append-only: ``MIGRATIONS[i]`` moves the schema from version ``i`` to ``i + 1``.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    (
+        """CREATE TABLE profile (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            account BLOB NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('registering', 'linking', 'active')),
+            account_identity BLOB,
+            device_identity BLOB NOT NULL,
+            prekeys BLOB NOT NULL,
+            created_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE sessions (
+            account BLOB NOT NULL,
+            device INTEGER NOT NULL,
+            record BLOB NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY (account, device)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE contacts (
+            account BLOB PRIMARY KEY,
+            account_key BLOB NOT NULL,
+            device_list BLOB NOT NULL,
+            serial INTEGER NOT NULL,
+            first_seen_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE conversations (
+            conversation_id BLOB PRIMARY KEY,
+            peer BLOB NOT NULL UNIQUE,
+            created_ms INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id BLOB NOT NULL REFERENCES conversations (conversation_id),
+            message_id BLOB NOT NULL,
+            sender_account BLOB NOT NULL,
+            sender_device INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            kind INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            text TEXT NOT NULL,
+            attachment BLOB,
+            sent_ms INTEGER NOT NULL,
+            stored_ms INTEGER NOT NULL,
+            server_id INTEGER,
+            server_time_ms INTEGER,
+            reporting_tag BLOB,
+            franking_key BLOB NOT NULL,
+            UNIQUE (conversation_id, sender_account, message_id)
+        )""",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, seq)",
+        """CREATE TABLE undecryptable (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            server_id INTEGER NOT NULL,
+            sender_account BLOB NOT NULL,
+            sender_device INTEGER NOT NULL,
+            server_time_ms INTEGER NOT NULL,
+            reason TEXT NOT NULL,
+            recorded_ms INTEGER NOT NULL
+        )""",
+        """CREATE TABLE seen_mail (
+            server_id INTEGER PRIMARY KEY,
+            seen_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX seen_mail_by_time ON seen_mail (seen_ms)",
+    ),
+)
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+
+# ----------------------------------------------------------------------------- records
+
+
+class ProfileState(StrEnum):
+    #: Keys made and kept; ``POST /v1/accounts`` not yet confirmed.
+    REGISTERING = "registering"
+    #: A link request made; waiting for a primary device to approve it.
+    LINKING = "linking"
+    ACTIVE = "active"
+
+
+class Direction(StrEnum):
+    INCOMING = "in"
+    OUTGOING = "out"
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Profile:
+    """This device: who it is, its keys and its state."""
+
+    account: bytes
+    state: ProfileState
+    account_identity: AccountIdentity | None
+    device: DeviceIdentity
+    prekeys: PrekeyStock
+
+    def __repr__(self) -> str:
+        return f"Profile({self.device.address}, {self.state}, <keys redacted>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """An account as this device trusts it: the pinned key and the last verified list."""
+
+    account: bytes
+    account_key: bytes
+    signed_device_list: SignedDeviceList = field(repr=False)
+    first_seen_ms: int
+
+    @property
+    def device_list(self) -> DeviceList:
+        return self.signed_device_list.device_list
+
+    @property
+    def serial(self) -> int:
+        return self.device_list.serial
+
+    def entry(self, device: int) -> DeviceEntry | None:
+        return self.device_list.device(device)
+
+    def addresses(self) -> list[Address]:
+        return [Address(self.account, d.device) for d in self.device_list.devices]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One row of ``messages`` (with its conversation's peer)."""
+
+    conversation_id: bytes
+    peer: bytes
+    message_id: bytes
+    sender: Address
+    direction: Direction
+    kind: int
+    body: bytes = field(repr=False)
+    text: str = field(repr=False)
+    attachment: bytes | None = field(repr=False)
+    sent_ms: int
+    stored_ms: int
+    server_id: int | None
+    server_time_ms: int | None
+    reporting_tag: bytes | None = field(repr=False)
+    franking_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Mail that could not be shown, and why (a reason class, never content)."""
+
+    server_id: int
+    sender: Address
+    server_time_ms: int
+    reason: str
+    recorded_ms: int
+
+
+# ----------------------------------------------------------------------------- encodings
+
+
+def encode_account_identity(ident: AccountIdentity) -> bytes:
+    w = Writer().u8(ACCOUNT_IDENTITY_VERSION).vec(ident.account, 1, MAX_ACCOUNT_ID_LEN)
+    return w.fixed(ident.key.export_secret(), 32).getvalue()
+
+
+def decode_account_identity(data: bytes) -> AccountIdentity:
+    r = Reader(data, "AccountIdentity")
+    r.version(ACCOUNT_IDENTITY_VERSION)
+    account = r.vec(1, "account", MAX_ACCOUNT_ID_LEN, min_len=1)
+    key = Ed25519PrivateKey.from_secret_bytes(r.fixed(32, "key"))
+    r.finish()
+    return AccountIdentity(account, key)
+
+
+# ----------------------------------------------------------------------------- the store
+
+_MESSAGE_COLUMNS = (
+    "m.conversation_id, c.peer, m.message_id, m.sender_account, m.sender_device, m.direction, "
+    "m.kind, m.body, m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id, "
+    "m.server_time_ms, m.reporting_tag, m.franking_key"
+)
+
+
+def _message(row: tuple[object, ...]) -> StoredMessage:
+    (cid, peer, mid, s_acc, s_dev, direction, kind, body, text, att, sent, stored, sid, stime,
+     tag, fk) = row  # fmt: skip
+    return StoredMessage(
+        _b(cid), _b(peer), _b(mid), Address(_b(s_acc), _i(s_dev)), Direction(str(direction)),
+        _i(kind), _b(body), str(text), _ob(att), _i(sent), _i(stored), _oi(sid), _oi(stime),
+        _ob(tag), _b(fk),
+    )  # fmt: skip
+
+
+def _b(v: object) -> bytes:
+    if not isinstance(v, bytes):
+        raise StoreError("the local database holds a value of the wrong type; it is damaged")
+    return v
+
+
+def _ob(v: object) -> bytes | None:
+    return None if v is None else _b(v)
+
+
+def _i(v: object) -> int:
+    if not isinstance(v, int):
+        raise StoreError("the local database holds a value of the wrong type; it is damaged")
+    return v
+
+
+def _oi(v: object) -> int | None:
+    return None if v is None else _i(v)
+
+
+class Store:
+    """The local state of one profile (see the module docstring)."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self.path = path
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, profile_dir: Path | str) -> Store:
+        """Open (creating if needed) the profile in ``profile_dir`` and bring its schema up
+        to date."""
+        directory = Path(profile_dir)
+        path = directory / DB_FILE_NAME
+        with _guard("open the profile"):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            db = sqlite3.connect(path, isolation_level=None)
+        store = cls(db, path)
+        try:
+            with _guard("open the profile"):
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA busy_timeout=5000")
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        with _guard("close the profile"):
+            self._db.close()
+
+    def schema_version(self) -> int:
+        with _guard("read the schema version"):
+            return self._version()
+
+    def _version(self) -> int:
+        exists = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        row = self._db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return 0 if row is None or row[0] is None else _i(row[0])
+
+    def _migrate(self) -> None:
+        with _guard("update the profile's schema"), self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
+            current = self._version()
+            if current > SCHEMA_VERSION:
+                raise ProfileTooNew(
+                    f"the profile at {self.path.parent} was written by a newer Overt client "
+                    f"(schema {current}, this one knows {SCHEMA_VERSION}); upgrade this client"
+                )
+            for version in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[version]:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    # -- profile --------------------------------------------------------------------------
+
+    def profile(self) -> Profile | None:
+        with _guard("read this device's keys"):
+            row = self._db.execute(
+                "SELECT account, state, account_identity, device_identity, prekeys "
+                "FROM profile WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        account, state, account_identity, device, prekeys = row
+        try:
+            return Profile(
+                _b(account),
+                ProfileState(str(state)),
+                None if account_identity is None else decode_account_identity(_b(account_identity)),
+                decode_identity(_b(device)),
+                PrekeyStock.decode(_b(prekeys)),
+            )
+        except (DecodeError, ValueError) as exc:
+            raise StoreError(
+                f"this device's keys in {self.path} do not decode; the profile is damaged"
+            ) from exc
+
+    def create_profile(self, profile: Profile, now_ms: int) -> None:
+        """Store a new profile; :class:`StoreError` if the profile already holds one."""
+        ai = profile.account_identity
+        with _guard("store this device's keys"), self._tx() as db:
+            db.execute(
+                "INSERT INTO profile (id, account, state, account_identity, device_identity, "
+                "prekeys, created_ms) VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (profile.account, str(profile.state),
+                 None if ai is None else encode_account_identity(ai),
+                 encode_identity(profile.device), profile.prekeys.encode(), now_ms),
+            )  # fmt: skip
+
+    def update_profile(
+        self,
+        *,
+        state: ProfileState | None = None,
+        device: DeviceIdentity | None = None,
+        prekeys: PrekeyStock | None = None,
+    ) -> None:
+        """Change the given parts of the profile, in one transaction."""
+        sets: list[str] = []
+        args: list[object] = []
+        if state is not None:
+            sets.append("state = ?")
+            args.append(str(state))
+        if device is not None:
+            sets.append("device_identity = ?")
+            args.append(encode_identity(device))
+        if prekeys is not None:
+            sets.append("prekeys = ?")
+            args.append(prekeys.encode())
+        if not sets:
+            return
+        with _guard("update this device's keys"), self._tx() as db:
+            db.execute(f"UPDATE profile SET {', '.join(sets)} WHERE id = 1", args)  # noqa: S608
+
+    def delete_profile(self) -> None:
+        """Forget this device's keys, sessions and contacts (an abandoned registration)."""
+        with _guard("reset the profile"), self._tx() as db:
+            for table in ("profile", "sessions", "contacts"):
+                db.execute(f"DELETE FROM {table}")  # noqa: S608
+
+    # -- sessions -------------------------------------------------------------------------
+
+    def sessions(self, addresses: Iterable[Address]) -> dict[Address, SessionRecord]:
+        out: dict[Address, SessionRecord] = {}
+        with _guard("read sessions"):
+            for addr in addresses:
+                row = self._db.execute(
+                    "SELECT record FROM sessions WHERE account = ? AND device = ?",
+                    (addr.account, addr.device),
+                ).fetchone()
+                if row is not None:
+                    out[addr] = self._record(row[0])
+        return out
+
+    def session(self, address: Address) -> SessionRecord | None:
+        return self.sessions([address]).get(address)
+
+    def session_addresses(self, account: bytes) -> list[Address]:
+        with _guard("read sessions"):
+            rows = self._db.execute(
+                "SELECT device FROM sessions WHERE account = ? ORDER BY device", (account,)
+            ).fetchall()
+        return [Address(account, _i(r[0])) for r in rows]
+
+    def _record(self, raw: object) -> SessionRecord:
+        try:
+            return SessionRecord.decode(_b(raw))
+        except DecodeError as exc:
+            raise StoreError(f"a session in {self.path} does not decode; it is damaged") from exc
+
+    def save_sessions(self, records: Mapping[Address, SessionRecord], now_ms: int) -> None:
+        with _guard("store sessions"), self._tx() as db:
+            for addr, rec in records.items():
+                _put_session(db, addr, rec, now_ms)
+
+    # -- contacts -------------------------------------------------------------------------
+
+    def contact(self, account: bytes) -> Contact | None:
+        with _guard("read a contact"):
+            row = self._db.execute(
+                "SELECT account_key, device_list, first_seen_ms FROM contacts WHERE account = ?",
+                (account,),
+            ).fetchone()
+        if row is None:
+            return None
+        try:
+            signed = SignedDeviceList.decode(_b(row[1]))
+        except DecodeError as exc:
+            raise StoreError(f"a contact in {self.path} does not decode; it is damaged") from exc
+        return Contact(account, _b(row[0]), signed, _i(row[2]))
+
+    def save_contact(
+        self, contact: Contact, now_ms: int, drop_sessions: Iterable[Address] = ()
+    ) -> None:
+        """Store ``contact`` and delete the sessions of devices it no longer lists (or lists
+        with other keys), in one transaction."""
+        with _guard("store a contact"), self._tx() as db:
+            db.execute(
+                "INSERT INTO contacts (account, account_key, device_list, serial, "
+                "first_seen_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (account) DO UPDATE SET account_key = excluded.account_key, "
+                "device_list = excluded.device_list, serial = excluded.serial, "
+                "updated_ms = excluded.updated_ms",
+                (contact.account, contact.account_key, contact.signed_device_list.encode(),
+                 contact.serial, contact.first_seen_ms, now_ms),
+            )  # fmt: skip
+            for addr in drop_sessions:
+                db.execute(
+                    "DELETE FROM sessions WHERE account = ? AND device = ?",
+                    (addr.account, addr.device),
+                )
+
+    # -- messages -------------------------------------------------------------------------
+
+    def add_message(self, message: StoredMessage) -> bool:
+        """Store ``message``; False (and nothing changes) if its id is already stored."""
+        with _guard("store a message"), self._tx() as db:
+            return _put_message(db, message)
+
+    def commit_received(
+        self,
+        *,
+        mail_id: int,
+        now_ms: int,
+        session: tuple[Address, SessionRecord] | None = None,
+        prekeys: PrekeyStock | None = None,
+        message: StoredMessage | None = None,
+        failure: Failure | None = None,
+    ) -> bool:
+        """Everything one received mail changes, in one transaction: the new session record,
+        the stock without consumed prekeys, the message (or the failure) and the mail's id.
+        Returns whether a new message row was stored."""
+        with _guard("store a received message"), self._tx() as db:
+            if session is not None:
+                _put_session(db, session[0], session[1], now_ms)
+            if prekeys is not None:
+                db.execute("UPDATE profile SET prekeys = ? WHERE id = 1", (prekeys.encode(),))
+            inserted = _put_message(db, message) if message is not None else False
+            if failure is not None:
+                db.execute(
+                    "INSERT INTO undecryptable (server_id, sender_account, sender_device, "
+                    "server_time_ms, reason, recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
+                    (failure.server_id, failure.sender.account, failure.sender.device,
+                     failure.server_time_ms, failure.reason, failure.recorded_ms),
+                )  # fmt: skip
+            db.execute(
+                "INSERT OR IGNORE INTO seen_mail (server_id, seen_ms) VALUES (?, ?)",
+                (mail_id, now_ms),
+            )
+            return inserted
+
+    def mail_seen(self, server_id: int) -> bool:
+        with _guard("read delivered mail ids"):
+            row = self._db.execute(
+                "SELECT 1 FROM seen_mail WHERE server_id = ?", (server_id,)
+            ).fetchone()
+        return row is not None
+
+    def forget_seen_mail(self, before_ms: int) -> int:
+        with _guard("prune delivered mail ids"), self._tx() as db:
+            return db.execute("DELETE FROM seen_mail WHERE seen_ms < ?", (before_ms,)).rowcount
+
+    def history(self, conversation_id: bytes, limit: int) -> list[StoredMessage]:
+        """The last ``limit`` messages of a conversation, oldest first."""
+        with _guard("read messages"):
+            rows = self._db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
+                "JOIN conversations c USING (conversation_id) "
+                "WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?",
+                (conversation_id, max(0, limit)),
+            ).fetchall()
+        return [_message(r) for r in reversed(rows)]
+
+    def conversations(self) -> list[tuple[bytes, bytes, int, StoredMessage | None]]:
+        """``(conversation id, peer, last activity, last message)``, most recent first."""
+        with _guard("read conversations"):
+            rows = self._db.execute(
+                "SELECT conversation_id, peer, last_ms FROM conversations "
+                "ORDER BY last_ms DESC, conversation_id"
+            ).fetchall()
+            out = []
+            for cid, peer, last_ms in rows:
+                last = self.history(_b(cid), 1)
+                out.append((_b(cid), _b(peer), _i(last_ms), last[0] if last else None))
+        return out
+
+    def message_count(self) -> int:
+        with _guard("read messages"):
+            row = self._db.execute("SELECT count(*) FROM messages").fetchone()
+        return 0 if row is None else _i(row[0])
+
+    def failures(self, limit: int = 100) -> list[Failure]:
+        with _guard("read undecryptable mail"):
+            rows = self._db.execute(
+                "SELECT server_id, sender_account, sender_device, server_time_ms, reason, "
+                "recorded_ms FROM undecryptable ORDER BY seq DESC LIMIT ?",
+                (max(0, limit),),
+            ).fetchall()
+        return [
+            Failure(_i(s), Address(_b(a), _i(d)), _i(t), str(reason), _i(rec))
+            for s, a, d, t, reason, rec in reversed(rows)
+        ]
+
+
+def _put_session(db: sqlite3.Connection, addr: Address, rec: SessionRecord, now_ms: int) -> None:
+    db.execute(
+        "INSERT INTO sessions (account, device, record, updated_ms) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (account, device) DO UPDATE SET record = excluded.record, "
+        "updated_ms = excluded.updated_ms",
+        (addr.account, addr.device, rec.encode(), now_ms),
+    )
+
+
+def _put_message(db: sqlite3.Connection, m: StoredMessage) -> bool:
+    when = m.stored_ms
+    db.execute(
+        "INSERT INTO conversations (conversation_id, peer, created_ms, last_ms) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (conversation_id) DO NOTHING",
+        (m.conversation_id, m.peer, when, when),
+    )
+    cur = db.execute(
+        "INSERT OR IGNORE INTO messages (conversation_id, message_id, sender_account, "
+        "sender_device, direction, kind, body, text, attachment, sent_ms, stored_ms, server_id, "
+        "server_time_ms, reporting_tag, franking_key) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (m.conversation_id, m.message_id, m.sender.account, m.sender.device, str(m.direction),
+         m.kind, m.body, m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id,
+         m.server_time_ms, m.reporting_tag, m.franking_key),
+    )  # fmt: skip
+    if cur.rowcount != 1:
+        return False
+    db.execute(
+        "UPDATE conversations SET last_ms = max(last_ms, ?) WHERE conversation_id = ?",
+        (when, m.conversation_id),
+    )
+    return True
+
+
+@contextmanager
+def _guard(operation: str) -> Iterator[None]:
+    """Map ``sqlite3`` and file-system errors to :class:`StoreError` at this edge."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        kind = getattr(exc, "sqlite_errorname", type(exc).__name__)
+        raise StoreError(
+            f"could not {operation} in the local database ({kind}); check free disk space "
+            "and that the profile directory is writable and not used by another program"
+        ) from exc
+    except OSError as exc:
+        raise StoreError(
+            f"could not {operation}: {exc.strerror or exc}; check the profile directory"
+        ) from exc

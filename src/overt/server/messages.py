@@ -1,0 +1,147 @@
+"""Messages: sending (with the stale-device-set check and reporting tags), fetching and
+acknowledging.
+
+A send carries one envelope per recipient device. The service checks that every envelope was
+made by the authenticated device and is addressed to a listed device, exactly one per listed
+device, and that the listed devices are each account's current devices (the sender's own
+account: all but the sending device) — otherwise :class:`~overt.server.errors.StaleDevices`
+with the current lists. Then every copy is stored in one transaction; the reporting tag of each
+(DESIGN.md §5, :func:`overt.protocol.franking.reporting_tag`) is computed inside that
+transaction from the server message id the store assigns, under the server's franking key.
+Wake-ups are published only after the commit.
+
+The device-set check and the enqueue are two steps: a device list replaced in between lets one
+send reach the devices listed when it was checked (the next send is refused as stale).
+
+This service knows envelopes and franking; it knows no HTTP, no SQL, and reads time only from
+the injected clock. It is given the account store (read only), the mailbox store and the
+notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from overt.protocol.franking import reporting_tag
+from overt.server import notify
+from overt.server.auth import Clock
+from overt.server.codec import b64encode
+from overt.server.errors import CurrentDevices, Mismatch, StaleDevices
+from overt.server.notify import Notifier
+from overt.storage import AccountStore, Mail, MailboxStore, NewMail, NotFound
+from overt.wire import Address, Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    ids: tuple[int, ...]
+    server_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    mail: tuple[Mail, ...]
+    more: bool
+
+
+class MessageService:
+    """Send, fetch, acknowledge."""
+
+    def __init__(
+        self,
+        accounts: AccountStore,
+        mailboxes: MailboxStore,
+        notifier: Notifier,
+        franking_key: bytes,
+        clock: Clock,
+    ) -> None:
+        self._accounts = accounts
+        self._mailboxes = mailboxes
+        self._notifier = notifier
+        self._franking_key = franking_key
+        self._clock = clock
+
+    @staticmethod
+    def _match(
+        sender: Address, recipients: Mapping[bytes, Sequence[int]], envelopes: Sequence[bytes]
+    ) -> list[Envelope]:
+        listed: set[Address] = set()
+        for account, devices in recipients.items():
+            if len(set(devices)) != len(devices):
+                raise Mismatch("a device is listed twice for one account in 'recipients'")
+            listed.update(Address(account, d) for d in devices)
+        if sender in listed:
+            raise Mismatch("the sending device does not send to itself: leave it out")
+        decoded: list[Envelope] = []
+        addressed: set[Address] = set()
+        for i, data in enumerate(envelopes):
+            envelope = Envelope.decode(data)
+            if envelope.sender != sender:
+                raise Mismatch(f"envelope {i} was not made by the device that signed the request")
+            if envelope.recipient not in listed:
+                raise Mismatch(f"envelope {i} is addressed to a device not listed in 'recipients'")
+            if envelope.recipient in addressed:
+                raise Mismatch(f"envelope {i} is a second envelope for the same device")
+            addressed.add(envelope.recipient)
+            decoded.append(envelope)
+        if addressed != listed:
+            raise Mismatch("send exactly one envelope to every device listed in 'recipients'")
+        return decoded
+
+    async def _check_current(
+        self, sender: Address, recipients: Mapping[bytes, Sequence[int]]
+    ) -> None:
+        stale: dict[str, CurrentDevices] = {}
+        for account in sorted({*recipients, sender.account}):
+            record = await self._accounts.get(account)
+            if record is None:
+                raise NotFound("a recipient account does not exist")
+            current = [d.device for d in record.devices]
+            expected = sorted(d for d in current if Address(account, d) != sender)
+            if sorted(recipients.get(account, ())) != expected:
+                stale[b64encode(account)] = CurrentDevices(
+                    record.serial, tuple(current), b64encode(record.device_list)
+                )
+        if stale:
+            raise StaleDevices(stale)
+
+    async def send(
+        self,
+        sender: Address,
+        recipients: Mapping[bytes, Sequence[int]],
+        envelopes: Sequence[bytes],
+    ) -> Sent:
+        """Check and store one message for every listed device; returns the server ids."""
+        decoded = self._match(sender, recipients, envelopes)
+        await self._check_current(sender, recipients)
+        commitments = {e.recipient: e.franking_commitment for e in decoded}
+        batch = [
+            NewMail(e.recipient.account, e.recipient.device, sender.account, sender.device, data)
+            for e, data in zip(decoded, envelopes, strict=True)
+        ]
+        server_time = self._clock()
+        key = self._franking_key
+
+        def tag(server_id: int, mail: NewMail) -> bytes:
+            recipient = Address(mail.recipient_account, mail.recipient_device)
+            return reporting_tag(
+                key, commitments[recipient], sender, recipient, server_id, server_time
+            )
+
+        ids = await self._mailboxes.enqueue(batch, server_time, tag)
+        for envelope in decoded:
+            await self._notifier.notify(envelope.recipient, notify.MAIL)
+        return Sent(ids, server_time)
+
+    async def fetch(self, device: Address, after: int, limit: int) -> Page:
+        """Up to ``limit`` pending messages after id ``after``, and whether more wait."""
+        found = await self._mailboxes.fetch(device.account, device.device, after, limit + 1)
+        return Page(found[:limit], len(found) > limit)
+
+    async def ack(self, device: Address, ids: Sequence[int]) -> int:
+        """Remove acknowledged messages from the device's mailbox; returns how many."""
+        return await self._mailboxes.ack(device.account, device.device, ids)
+
+    async def depth(self, device: Address) -> int:
+        return await self._mailboxes.depth(device.account, device.device)
