@@ -28,7 +28,7 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(overt.protocol.__all__) == [
         "AccountIdentity", "Device", "DeviceIdentity", "EscrowPolicy", "Outgoing", "Received",
         "Session", "SessionRecord", "access", "decrypt", "direct_conversation_id", "encrypt",
-        "format_safety_number", "franking", "safety_number", "verify_bundle",
+        "format_safety_number", "franking", "groups", "safety_number", "verify_bundle",
         "verify_device_list",
     ]  # fmt: skip
     assert "Ed25519PrivateKey" in overt.crypto.__all__

@@ -12,10 +12,11 @@ never sees sockets, databases, clocks or ``os.urandom``; it imports only :mod:`o
 * :mod:`~overt.protocol.access` — the access field of policy ``escrow``.
 * :mod:`~overt.protocol.fingerprint` — safety numbers.
 * :mod:`~overt.protocol.device` — an in-memory device tying it together, with fan-out.
+* :mod:`~overt.protocol.groups` — group conversations with Sender Keys.
 * :mod:`~overt.protocol.limits` — every bound, named.
 """
 
-from overt.protocol import access, franking
+from overt.protocol import access, franking, groups
 from overt.protocol.access import EscrowPolicy
 from overt.protocol.device import Device, direct_conversation_id
 from overt.protocol.fingerprint import format_safety_number, safety_number
@@ -42,6 +43,7 @@ __all__ = [
     "encrypt",
     "format_safety_number",
     "franking",
+    "groups",
     "safety_number",
     "verify_bundle",
     "verify_device_list",

@@ -32,6 +32,7 @@ DAY_MS = 86_400_000
 _R_LABEL = b"Overt_AF_r_v1"
 _PAD_LABEL = b"Overt_AF_pad_v1"
 _CTX_LABEL = b"Overt_AF_ctx_v1"
+_GROUP_CTX_LABEL = b"Overt_AF_group_ctx_v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,29 @@ def context(
     sender.write(w)
     recipient.write(w)
     w.fixed(conversation_id, 32).fixed(message_id, 16).u32(timestamp_ms // DAY_MS)
+    return w.getvalue()
+
+
+def group_context(
+    epoch: int,
+    sender: Address,
+    group_id: bytes,
+    member_set_hash: bytes,
+    message_id: bytes,
+    timestamp_ms: int,
+) -> bytes:
+    """The canonical access context ``ctx`` of one group message.
+
+    ``ctx`` = ("Overt_AF_group_ctx_v1", epoch, sender address, group id, member-set hash,
+    message id, day). One ciphertext reaches every member, so the field names the group and the
+    exact member set (its hash, which commits to the sorted member devices and the membership
+    version) instead of a recipient. The label differs from the one-to-one context at its
+    tenth byte, so no group context equals a one-to-one context.
+    """
+    w = Writer().raw(_GROUP_CTX_LABEL).u32(epoch)
+    sender.write(w)
+    w.fixed(group_id, 32).fixed(member_set_hash, 32).fixed(message_id, 16)
+    w.u32(timestamp_ms // DAY_MS)
     return w.getvalue()
 
 

@@ -30,3 +30,24 @@ MAX_DEVICES_PER_ACCOUNT: Final = 64
 
 #: Iterations of the safety-number hash (as Signal's numeric fingerprint).
 SAFETY_NUMBER_ITERATIONS: Final = 5200
+
+# -- groups (Sender Keys) -------------------------------------------------------------------
+
+#: Message keys one group message may make us derive and store on a sender's chain (its
+#: iteration minus the next one we expect). A larger jump is refused before any key is derived.
+MAX_GROUP_FORWARD_JUMP: Final = 2000
+
+#: Skipped message keys kept per sender chain (one sender device, one key id); past this the
+#: oldest go first, and a message that needed one is refused as a duplicate.
+MAX_GROUP_SKIPPED_KEYS: Final = 2000
+
+#: Sender key states kept per member device of a group, newest first. Older ones stay for
+#: messages still in flight when a new key arrives; states made before the last rekey are
+#: dropped when the membership change that required it is applied.
+MAX_SENDER_KEY_STATES: Final = 5
+
+#: Accounts in one group (the wire decoder refuses more).
+MAX_GROUP_MEMBERS: Final = 1024
+
+#: Member devices in one group, over all its accounts (the wire decoder refuses more).
+MAX_GROUP_DEVICES: Final = 8192
