@@ -15,6 +15,11 @@ EXPECTED = {
     "DeviceAuth",
     "InProcessPubSub",
     "InvalidArgument",
+    "KtRecord",
+    "KtStore",
+    "LogLeaf",
+    "LogNode",
+    "LogStore",
     "Mail",
     "MailboxStore",
     "NewMail",
@@ -23,6 +28,7 @@ EXPECTED = {
     "PrekeyRecord",
     "PrekeyStore",
     "PubSub",
+    "RedisPubSub",
     "ReportingTagger",
     "StaleSerial",
     "Storage",
@@ -30,8 +36,10 @@ EXPECTED = {
     "StorageError",
     "StorageLimits",
     "StorageUnavailable",
+    "StoredCheckpoint",
     "Subscription",
     "open_memory",
+    "open_postgres",
     "open_sqlite",
 }
 
@@ -62,3 +70,23 @@ def test_storage_reads_no_clock_and_draws_no_randomness() -> None:
                     assert name not in FORBIDDEN_NAMES, f"{source.name} uses {name}"
                 continue
             assert not imported & FORBIDDEN_MODULES, f"{source.name} imports {imported}"
+
+
+# Storage holds opaque bytes: it must not know the wire format, the protocol, or how the
+# transparency log hashes and signs what it stores (import-linter covers the protocol side).
+FORBIDDEN_OVERT = ("overt.protocol", "overt.transparency", "overt.wire", "overt.server")
+
+
+def test_storage_imports_no_format_of_what_it_stores() -> None:
+    package = Path(overt.storage.__file__).parent
+    for source in package.rglob("*.py"):
+        tree = ast.parse(source.read_text(), str(source))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith(FORBIDDEN_OVERT), f"{source.name} imports {name}"

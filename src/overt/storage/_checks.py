@@ -11,7 +11,14 @@ from collections.abc import Collection, Sequence
 
 from overt.errors import LimitExceeded
 from overt.storage.errors import AlreadyExists, InvalidArgument
-from overt.storage.interfaces import AccountRecord, DeviceAuth, NewMail, OneTimeKind, PrekeyRecord
+from overt.storage.interfaces import (
+    AccountRecord,
+    DeviceAuth,
+    KtRecord,
+    NewMail,
+    OneTimeKind,
+    PrekeyRecord,
+)
 from overt.storage.limits import (
     ACCOUNT_ID_MAX_LEN,
     ACK_BATCH_MAX,
@@ -24,6 +31,7 @@ from overt.storage.limits import (
     FETCH_LIMIT_MAX,
     INT64_MAX,
     KEY_ID_MAX,
+    KT_OPENING_MAX_LEN,
     PREKEY_RECORD_MAX_LEN,
     PUBLIC_KEY_MAX_LEN,
 )
@@ -85,6 +93,18 @@ def account(record: AccountRecord) -> AccountRecord:
 
 def device_list(data: bytes) -> None:
     _size(data, DEVICE_LIST_MAX_LEN, "a device list")
+
+
+def kt_record(account: bytes, record: KtRecord) -> None:
+    account_id(account)
+    if type(record) is not KtRecord:
+        raise InvalidArgument("a key-directory record must be a KtRecord")
+    serial(record.serial)
+    _int_range(record.index, INT64_MAX, "a log index")
+    _size(record.opening, KT_OPENING_MAX_LEN, "a key-directory opening")
+    _size(record.device_list, DEVICE_LIST_MAX_LEN, "a device list")
+    if not record.opening or not record.device_list:
+        raise InvalidArgument("a key-directory record needs an opening and a device list")
 
 
 def prekey(record: PrekeyRecord) -> None:

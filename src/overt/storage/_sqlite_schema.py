@@ -24,6 +24,27 @@ Design of version 1:
   lowest id to hand out.
 * Blobs live in a rowid table so that large values do not bloat an index b-tree.
 
+Design of version 2 (the transparency log):
+
+* ``log_leaf`` is a rowid table keyed by the leaf index (``idx``, from 0), so the log's size is
+  ``max(idx) + 1``, read off the end of the b-tree. The hash column comes before the data so
+  that reading a leaf hash never touches the overflow pages of a large entry.
+* ``log_node`` holds the hash of every complete subtree of level >= 1 under ``(level, idx)``
+  (level 0 is ``log_leaf.hash``), in a ``WITHOUT ROWID`` table: about one row per leaf, each a
+  few dozen bytes, and a proof reads O(log n) of them by primary key.
+* ``log_checkpoint`` keeps every signed checkpoint under the tree size it commits to; the
+  latest is the one with the largest size.
+* The log is append-only: triggers refuse ``UPDATE`` and ``DELETE`` on leaves and nodes, so a
+  bug elsewhere cannot rewrite history in place.
+
+Design of version 3 (the key directory's server-side records):
+
+* ``kt_record`` keeps, per account and device-list serial, the log index of the key-directory
+  entry, the secret opening of its commitment and the signed device list it hashes. A rowid
+  table (device lists reach 16 KiB) whose primary key ``(account_id, serial)`` refuses a second
+  record of one serial and finds an account's latest record from the end of its range.
+* Records are never changed or deleted: triggers refuse both, as for the log.
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -117,5 +138,60 @@ CREATE TABLE attachment (
 ) STRICT;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1,)
+_V2: Final = """
+CREATE TABLE log_leaf (
+    idx  INTEGER PRIMARY KEY CHECK (idx >= 0),
+    hash BLOB NOT NULL,
+    data BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE log_node (
+    level INTEGER NOT NULL CHECK (level > 0),
+    idx   INTEGER NOT NULL CHECK (idx >= 0),
+    hash  BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE log_checkpoint (
+    size       INTEGER PRIMARY KEY CHECK (size >= 0),
+    checkpoint BLOB NOT NULL
+) STRICT;
+
+CREATE TRIGGER log_leaf_no_update BEFORE UPDATE ON log_leaf BEGIN
+    SELECT RAISE(ABORT, 'the log is append-only');
+END;
+
+CREATE TRIGGER log_leaf_no_delete BEFORE DELETE ON log_leaf BEGIN
+    SELECT RAISE(ABORT, 'the log is append-only');
+END;
+
+CREATE TRIGGER log_node_no_update BEFORE UPDATE ON log_node BEGIN
+    SELECT RAISE(ABORT, 'the log is append-only');
+END;
+
+CREATE TRIGGER log_node_no_delete BEFORE DELETE ON log_node BEGIN
+    SELECT RAISE(ABORT, 'the log is append-only');
+END;
+"""
+
+_V3: Final = """
+CREATE TABLE kt_record (
+    account_id  BLOB NOT NULL,
+    serial      INTEGER NOT NULL CHECK (serial >= 0),
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    opening     BLOB NOT NULL,
+    device_list BLOB NOT NULL,
+    PRIMARY KEY (account_id, serial)
+) STRICT;
+
+CREATE TRIGGER kt_record_no_update BEFORE UPDATE ON kt_record BEGIN
+    SELECT RAISE(ABORT, 'key-directory records are never changed');
+END;
+
+CREATE TRIGGER kt_record_no_delete BEFORE DELETE ON kt_record BEGIN
+    SELECT RAISE(ABORT, 'key-directory records are never deleted');
+END;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

@@ -2,11 +2,16 @@
 :class:`Storage`, which bundles one store of each kind with the means to close them.
 
 The relay server stores what clients upload as *opaque bytes*: signed device lists, public
-prekeys, ciphertext envelopes, encrypted attachments. This layer must not know how any of them
-is encoded, signed or encrypted; it never imports :mod:`overt.protocol`, :mod:`overt.server` or
-:mod:`overt.client`. It knows only the identifiers it indexes by — an account id (bytes), a
-device id (uint32), prekey ids (uint32), server message ids it assigns, blob ids chosen by
-callers — and the bounds of :mod:`overt.storage.limits`.
+prekeys, ciphertext envelopes, encrypted attachments, and the transparency log's entries, hashes
+and signed checkpoints. This layer must not know how any of them is encoded, signed, hashed or
+encrypted; it never imports :mod:`overt.protocol`, :mod:`overt.transparency`,
+:mod:`overt.server` or :mod:`overt.client`. It knows only the identifiers it indexes by — an
+account id (bytes), a device id (uint32), prekey ids (uint32), server message ids it assigns,
+blob ids chosen by callers, leaf indices and ``(level, index)`` positions of complete subtrees —
+and the bounds of :mod:`overt.storage.limits`.
+
+(The key directory's records — :class:`KtStore` — are likewise opaque: a serial, a log index
+and two byte strings per account.)
 
 Conventions every backend follows, and ``tests/storage/test_contract.py`` checks:
 
@@ -20,11 +25,25 @@ Conventions every backend follows, and ``tests/storage/test_contract.py`` checks
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import TracebackType
 from typing import Protocol, Self
+
+from overt.errors import LimitExceeded
+from overt.storage.errors import InvalidArgument
+from overt.storage.limits import (
+    INT64_MAX,
+    LOG_APPEND_BATCH_MAX,
+    LOG_APPEND_BATCH_MAX_BYTES,
+    LOG_CHECKPOINT_MAX_LEN,
+    LOG_ENTRY_MAX_LEN,
+    LOG_HASH_MAX_LEN,
+    LOG_HASHES_MAX,
+    LOG_LEVEL_MAX,
+    LOG_PAGE_MAX,
+)
 
 # ----------------------------------------------------------------------------- records
 
@@ -89,6 +108,50 @@ class Mail:
     server_time: int
     envelope: bytes = field(repr=False)
     reporting_tag: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLeaf:
+    """One leaf to append to the log: the entry's bytes and its leaf hash, both opaque here."""
+
+    data: bytes
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LogNode:
+    """The hash of the complete subtree over leaves ``[index·2^level, (index+1)·2^level)``.
+
+    Level 0 is the leaves themselves (their hashes come with :class:`LogLeaf`); an append
+    carries the nodes of levels 1 and up that it completes (see :func:`log_nodes_completed`).
+    """
+
+    level: int
+    index: int
+    hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    """The latest signed checkpoint the log stored, with the tree size it was stored under."""
+
+    size: int
+    checkpoint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class KtRecord:
+    """One key-directory entry of an account, as the server keeps it to answer lookups.
+
+    ``serial`` is the device-list serial the entry records, ``index`` its position in the
+    transparency log, ``opening`` the secret that opens the entry's commitment and
+    ``device_list`` the signed device list the entry hashes. All opaque here.
+    """
+
+    serial: int
+    index: int
+    opening: bytes = field(repr=False)
+    device_list: bytes = field(repr=False)
 
 
 ReportingTagger = Callable[[int, NewMail], bytes]
@@ -234,6 +297,210 @@ class BlobStore(Protocol):
         ...
 
 
+class LogStore(Protocol):
+    """The transparency log's persistent tree: leaves, complete-subtree hashes, checkpoints.
+
+    The store holds an append-only sequence of leaves (entry bytes and leaf hash) and, for every
+    complete (perfect) subtree, its hash keyed by ``(level, index)`` — exactly the nodes an
+    in-memory Merkle tree keeps — so that a root or proof at the current or any past size is
+    read with O(log n) lookups and never recomputed. Which hash function made those hashes, and
+    how an entry is encoded, is the caller's business: the store checks only positions, lengths
+    and bounds. It also keeps every signed checkpoint under the tree size it commits to, so that
+    the checkpoint a client last saw can be served alongside a consistency proof from it.
+    """
+
+    async def append(
+        self, expected_size: int, leaves: Sequence[LogLeaf], nodes: Collection[LogNode]
+    ) -> int:
+        """Append ``leaves`` at indices ``expected_size, expected_size + 1, ...`` together with
+        the interior ``nodes`` they complete, in one transaction; return the new size.
+
+        ``nodes`` must be exactly the nodes :func:`log_nodes_completed` names for this growth,
+        in any order (``InvalidArgument`` otherwise). ``StorageConflict`` if the log's size is
+        not ``expected_size`` (another writer appended first); nothing is stored then.
+        ``LimitExceeded`` over ``LOG_APPEND_BATCH_MAX`` leaves, ``LOG_APPEND_BATCH_MAX_BYTES``
+        of data or ``LOG_ENTRY_MAX_LEN`` per entry.
+        """
+        ...
+
+    async def size(self) -> int:
+        """How many leaves the log holds."""
+        ...
+
+    async def hash_at(self, level: int, index: int) -> bytes | None:
+        """The hash of the complete subtree at ``(level, index)`` (level 0: a leaf hash), or
+        ``None`` if that subtree is not complete yet."""
+        ...
+
+    async def hashes(self, keys: Sequence[tuple[int, int]]) -> tuple[bytes | None, ...]:
+        """:meth:`hash_at` for each ``(level, index)`` of ``keys``, in order, read in one
+        transaction (so from one size of the tree). At most ``LOG_HASHES_MAX`` keys."""
+        ...
+
+    async def leaf(self, index: int) -> bytes | None:
+        """The data of leaf ``index``, or ``None`` if the log is not that long."""
+        ...
+
+    async def leaves(self, start: int, end: int) -> tuple[bytes, ...]:
+        """The data of leaves ``[start, end)`` that exist (fewer, or none, past the end).
+
+        ``InvalidArgument`` unless ``0 <= start <= end`` and ``end - start <= LOG_PAGE_MAX``.
+        """
+        ...
+
+    async def set_checkpoint(self, size: int, checkpoint: bytes) -> None:
+        """Store a signed checkpoint of the first ``size`` leaves.
+
+        A checkpoint already stored under ``size`` is replaced, however old (that is how
+        cosignatures are added to it). ``InvalidArgument`` if ``size`` exceeds the log's size;
+        ``StorageConflict`` for a new size below the latest stored one, so the latest checkpoint
+        never moves backwards.
+        """
+        ...
+
+    async def get_checkpoint(self) -> StoredCheckpoint | None:
+        """The checkpoint with the largest size, or ``None`` if none was stored."""
+        ...
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        """The checkpoint stored under ``size``, or ``None``."""
+        ...
+
+
+class KtStore(Protocol):
+    """The key directory's server-side records: per account and device-list serial, the log
+    index of the entry that published it and the opening of that entry's commitment.
+
+    Records are written once and never change or go away (the log entries they describe do
+    not either). The server reads only the latest one per account.
+    """
+
+    async def add(self, account_id: bytes, record: KtRecord) -> None:
+        """Store ``record`` under ``(account_id, record.serial)``.
+
+        ``AlreadyExists`` if a record of that serial is stored for the account (nothing
+        changes then); ``InvalidArgument`` or ``LimitExceeded`` for values out of bounds
+        (``KT_OPENING_MAX_LEN``, ``DEVICE_LIST_MAX_LEN``).
+        """
+        ...
+
+    async def latest(self, account_id: bytes) -> KtRecord | None:
+        """The account's record with the largest serial, or ``None`` if it has none."""
+        ...
+
+
+# ----------------------------------------------------------------------------- log arguments
+#
+# Shared by every backend, so that all of them refuse the same inputs. Positions only: which
+# subtrees an append completes is arithmetic on sizes, not hashing.
+
+
+def log_nodes_completed(old_size: int, new_size: int) -> Iterator[tuple[int, int]]:
+    """The ``(level, index)`` of every subtree of level >= 1 that becomes complete when the log
+    grows from ``old_size`` to ``new_size`` leaves, by level then index."""
+    level = 1
+    while level <= LOG_LEVEL_MAX:
+        low, high = old_size >> level, new_size >> level
+        if low == high:
+            # A subtree completes only together with its right child one level down.
+            return
+        for index in range(low, high):
+            yield level, index
+        level += 1
+
+
+def _int_in(value: int, low: int, high: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidArgument(f"{what} must be an integer in {low}..{high}")
+
+
+def check_log_append(
+    expected_size: int, leaves: Sequence[LogLeaf], nodes: Collection[LogNode]
+) -> int:
+    """Check an append's arguments (not the stored size); return the size after it.
+
+    Written as flat loops: it runs over every leaf and node of batches of thousands.
+    """
+    _int_in(expected_size, 0, INT64_MAX, "a log size")
+    if len(leaves) > LOG_APPEND_BATCH_MAX:
+        raise LimitExceeded(f"a log append holds at most {LOG_APPEND_BATCH_MAX} leaves")
+    new_size = expected_size + len(leaves)
+    if new_size > INT64_MAX:
+        raise LimitExceeded("the log is full")
+    total = 0
+    longest_data = longest_hash = 0
+    for leaf in leaves:
+        if type(leaf) is not LogLeaf:
+            raise InvalidArgument("a log append takes LogLeaf records")
+        data, h = leaf.data, leaf.hash
+        if type(data) is not bytes or type(h) is not bytes or not h:
+            raise InvalidArgument("a leaf's data and hash must be bytes, the hash non-empty")
+        total += len(data)
+        longest_data = max(longest_data, len(data))
+        longest_hash = max(longest_hash, len(h))
+    if longest_data > LOG_ENTRY_MAX_LEN:
+        raise LimitExceeded(f"a log entry is longer than {LOG_ENTRY_MAX_LEN} bytes")
+    if total > LOG_APPEND_BATCH_MAX_BYTES:
+        raise LimitExceeded(f"a log append holds at most {LOG_APPEND_BATCH_MAX_BYTES} bytes")
+    if longest_hash > LOG_HASH_MAX_LEN:
+        raise LimitExceeded(f"a leaf hash is longer than {LOG_HASH_MAX_LEN} bytes")
+    expected = sum((new_size >> level) - (expected_size >> level) for level in range(1, 64))
+    if len(nodes) != expected:
+        raise InvalidArgument("an append must carry exactly the subtree hashes it completes")
+    seen: set[tuple[int, int]] = set()
+    for node in nodes:
+        if type(node) is not LogNode:
+            raise InvalidArgument("a log append takes LogNode records")
+        level, index, h = node.level, node.index, node.hash
+        if type(level) is not int or type(index) is not int or not 1 <= level <= LOG_LEVEL_MAX:
+            raise InvalidArgument(f"a node level is an integer in 1..{LOG_LEVEL_MAX}")
+        if index < 0 or not expected_size < (index + 1) << level <= new_size:
+            raise InvalidArgument("an append carries a node it does not complete")
+        if type(h) is not bytes or not h:
+            raise InvalidArgument("a node hash must be non-empty bytes")
+        longest_hash = max(longest_hash, len(h))
+        seen.add((level, index))
+    if len(seen) != len(nodes):
+        raise InvalidArgument("an append carries a node twice")
+    if longest_hash > LOG_HASH_MAX_LEN:
+        raise LimitExceeded(f"a node hash is longer than {LOG_HASH_MAX_LEN} bytes")
+    return new_size
+
+
+def check_log_position(level: int, index: int) -> None:
+    _int_in(level, 0, LOG_LEVEL_MAX, "a node level")
+    _int_in(index, 0, INT64_MAX, "a node index")
+
+
+def check_log_keys(keys: Sequence[tuple[int, int]]) -> None:
+    if len(keys) > LOG_HASHES_MAX:
+        raise LimitExceeded(f"one read takes at most {LOG_HASHES_MAX} node hashes")
+    for key in keys:
+        if not isinstance(key, tuple) or len(key) != 2:
+            raise InvalidArgument("a node key is a (level, index) pair")
+        check_log_position(*key)
+
+
+def check_log_index(index: int) -> None:
+    _int_in(index, 0, INT64_MAX, "a leaf index")
+
+
+def check_log_range(start: int, end: int) -> None:
+    _int_in(start, 0, INT64_MAX, "a leaf range start")
+    _int_in(end, start, INT64_MAX, "a leaf range end")
+    if end - start > LOG_PAGE_MAX:
+        raise InvalidArgument(f"a page of leaves holds at most {LOG_PAGE_MAX}")
+
+
+def check_log_checkpoint(size: int, checkpoint: bytes | None = None) -> None:
+    _int_in(size, 0, INT64_MAX, "a checkpoint size")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, bytes) or not checkpoint:
+            raise InvalidArgument("a checkpoint must be non-empty bytes")
+        if len(checkpoint) > LOG_CHECKPOINT_MAX_LEN:
+            raise LimitExceeded(f"a checkpoint is longer than {LOG_CHECKPOINT_MAX_LEN} bytes")
+
+
 # ----------------------------------------------------------------------------- the bundle
 
 
@@ -246,7 +513,11 @@ class Storage:
     prekeys: PrekeyStore
     mailboxes: MailboxStore
     blobs: BlobStore
+    log: LogStore
     _close: Callable[[], Awaitable[None]] = field(repr=False)
+    kt: KtStore | None = None
+    """The key directory's records; ``None`` for a backend that does not have them yet (the
+    relay server refuses to start on such a backend)."""
 
     async def close(self) -> None:
         """Wait for operations in flight, then release the backend. Idempotent."""

@@ -70,6 +70,37 @@ ACK_BATCH_MAX: Final = 1000
 BLOB_SIZE_MAX: Final = 64 * 1024 * 1024
 """Default bound on one attachment blob."""
 
+# ----------------------------------------------------------------------------- transparency log
+
+LOG_ENTRY_MAX_LEN: Final = 64 * 1024
+"""One log entry's data (a signed manifest is the largest kind, a few KiB)."""
+
+LOG_HASH_MAX_LEN: Final = 64
+"""One stored leaf or node hash (32 bytes for SHA-256; the store does not know which hash)."""
+
+LOG_APPEND_BATCH_MAX: Final = 1 << 16
+"""Leaves in one append (one transaction)."""
+
+LOG_APPEND_BATCH_MAX_BYTES: Final = 64 * 1024 * 1024
+"""Total leaf data in one append, so one transaction's memory stays bounded."""
+
+LOG_PAGE_MAX: Final = 1000
+"""Leaves returned by one ``leaves(start, end)``."""
+
+LOG_HASHES_MAX: Final = 4096
+"""Node hashes read by one ``hashes(keys)``; a proof over 2^63 leaves needs fewer than 130."""
+
+LOG_LEVEL_MAX: Final = 63
+"""Highest level of a complete subtree in a tree of at most ``INT64_MAX`` leaves."""
+
+LOG_CHECKPOINT_MAX_LEN: Final = 1 << 18
+"""One stored signed checkpoint (the transparency layer's largest note)."""
+
+# ----------------------------------------------------------------------------- key directory
+
+KT_OPENING_MAX_LEN: Final = 64
+"""One key-directory commitment opening (Overt's are 32 random bytes)."""
+
 
 @dataclass(frozen=True, slots=True)
 class StorageLimits:

@@ -16,16 +16,33 @@ from collections.abc import Collection, Sequence
 
 from overt.errors import LimitExceeded
 from overt.storage import _checks
-from overt.storage.errors import AlreadyExists, NotFound, StaleSerial, StorageUnavailable
+from overt.storage.errors import (
+    AlreadyExists,
+    InvalidArgument,
+    NotFound,
+    StaleSerial,
+    StorageConflict,
+    StorageUnavailable,
+)
 from overt.storage.interfaces import (
     AccountRecord,
     DeviceAuth,
+    KtRecord,
+    LogLeaf,
+    LogNode,
     Mail,
     NewMail,
     OneTimeKind,
     PrekeyRecord,
     ReportingTagger,
     Storage,
+    StoredCheckpoint,
+    check_log_append,
+    check_log_checkpoint,
+    check_log_index,
+    check_log_keys,
+    check_log_position,
+    check_log_range,
 )
 from overt.storage.limits import StorageLimits
 
@@ -277,6 +294,110 @@ class MemoryBlobStore:
         return self._blobs.pop(blob_id, None) is not None
 
 
+class MemoryLogStore:
+    """:class:`~overt.storage.interfaces.LogStore` as one list per tree level.
+
+    ``_levels[0]`` holds the leaf hashes and ``_levels[k]`` the hashes of the complete subtrees
+    of level ``k`` in index order; the subtrees an append completes are always the next ones of
+    each level, so every level only ever grows at its end.
+    """
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._data: list[bytes] = []
+        self._levels: list[list[bytes]] = [[]]
+        self._checkpoints: dict[int, bytes] = {}
+        self._latest: int | None = None
+
+    async def append(
+        self, expected_size: int, leaves: Sequence[LogLeaf], nodes: Collection[LogNode]
+    ) -> int:
+        self._life.check()
+        new_size = check_log_append(expected_size, leaves, nodes)
+        if expected_size != len(self._data):
+            raise StorageConflict("the log grew since its size was read")
+        # Validation is complete, so nothing below can fail half-way.
+        self._data.extend(leaf.data for leaf in leaves)
+        self._levels[0].extend(leaf.hash for leaf in leaves)
+        for node in sorted(nodes, key=lambda n: (n.level, n.index)):
+            while node.level >= len(self._levels):
+                self._levels.append([])
+            self._levels[node.level].append(node.hash)
+        return new_size
+
+    async def size(self) -> int:
+        self._life.check()
+        return len(self._data)
+
+    def _hash(self, level: int, index: int) -> bytes | None:
+        if level < len(self._levels) and index < len(self._levels[level]):
+            return self._levels[level][index]
+        return None
+
+    async def hash_at(self, level: int, index: int) -> bytes | None:
+        self._life.check()
+        check_log_position(level, index)
+        return self._hash(level, index)
+
+    async def hashes(self, keys: Sequence[tuple[int, int]]) -> tuple[bytes | None, ...]:
+        self._life.check()
+        check_log_keys(keys)
+        return tuple(self._hash(level, index) for level, index in keys)
+
+    async def leaf(self, index: int) -> bytes | None:
+        self._life.check()
+        check_log_index(index)
+        return self._data[index] if index < len(self._data) else None
+
+    async def leaves(self, start: int, end: int) -> tuple[bytes, ...]:
+        self._life.check()
+        check_log_range(start, end)
+        return tuple(self._data[start:end])
+
+    async def set_checkpoint(self, size: int, checkpoint: bytes) -> None:
+        self._life.check()
+        check_log_checkpoint(size, checkpoint)
+        if size > len(self._data):
+            raise InvalidArgument("a checkpoint cannot cover leaves the log does not hold")
+        if self._latest is not None and size < self._latest and size not in self._checkpoints:
+            raise StorageConflict("a checkpoint of a larger tree is stored already")
+        self._checkpoints[size] = checkpoint
+        self._latest = max(size, self._latest or 0)
+
+    async def get_checkpoint(self) -> StoredCheckpoint | None:
+        self._life.check()
+        if self._latest is None:
+            return None
+        return StoredCheckpoint(self._latest, self._checkpoints[self._latest])
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        self._life.check()
+        check_log_checkpoint(size)
+        return self._checkpoints.get(size)
+
+
+class MemoryKtStore:
+    """:class:`~overt.storage.interfaces.KtStore` as one dict of records per account."""
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._records: dict[bytes, dict[int, KtRecord]] = {}
+
+    async def add(self, account_id: bytes, record: KtRecord) -> None:
+        self._life.check()
+        _checks.kt_record(account_id, record)
+        records = self._records.setdefault(account_id, {})
+        if record.serial in records:
+            raise AlreadyExists("a key-directory record of this serial exists")
+        records[record.serial] = record
+
+    async def latest(self, account_id: bytes) -> KtRecord | None:
+        self._life.check()
+        _checks.account_id(account_id)
+        records = self._records.get(account_id)
+        return None if not records else records[max(records)]
+
+
 async def open_memory(limits: StorageLimits | None = None) -> Storage:
     """A fresh, empty in-memory :class:`Storage` (asynchronous only for symmetry with
     :func:`overt.storage.sqlite.open_sqlite`)."""
@@ -287,5 +408,7 @@ async def open_memory(limits: StorageLimits | None = None) -> Storage:
         prekeys=MemoryPrekeyStore(life, limits),
         mailboxes=MemoryMailboxStore(life, limits),
         blobs=MemoryBlobStore(life, limits),
+        log=MemoryLogStore(life),
         _close=life.close,
+        kt=MemoryKtStore(life),
     )

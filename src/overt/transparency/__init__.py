@@ -1,14 +1,19 @@
-"""The pure core of Overt's transparency log: Merkle trees, signed notes, checkpoints, proofs.
+"""Overt's transparency log: Merkle trees, signed notes, checkpoints, proofs, typed entries and
+the log service.
 
 * :mod:`overt.transparency.merkle` — RFC 9162 §2.1 hashing, inclusion and consistency proofs,
   generated over any :class:`NodeSource` and verified from bytes alone.
 * :mod:`overt.transparency.note` — C2SP signed notes (Ed25519) and cosignature/v1.
 * :mod:`overt.transparency.checkpoint` — C2SP tlog checkpoints, witness quorums and
   ``tlog-proof`` bundles.
+* :mod:`overt.transparency.entries` — the log's entry types and their canonical encoding.
+* :mod:`overt.transparency.log` — the log service over a :class:`overt.storage.LogStore`:
+  batched appends, checkpoints, cosignature merging, proofs.
 
-Sans-I/O: no sockets, files, databases or clocks; times are parameters and stores plug in
-through :class:`NodeSource`. Failed verification raises :class:`overt.errors.InvalidMessage`,
-malformed input :class:`overt.errors.DecodeError`.
+All but :mod:`~overt.transparency.log` are sans-I/O: no sockets, files, databases or clocks;
+times are parameters and stores plug in through :class:`NodeSource`. The log service awaits its
+store and reads the clock it is given, and nothing else. Failed verification raises
+:class:`overt.errors.InvalidMessage`, malformed input :class:`overt.errors.DecodeError`.
 """
 
 from overt.transparency.checkpoint import (
@@ -25,6 +30,32 @@ from overt.transparency.checkpoint import (
     verify_checkpoint,
     verify_checkpoint_consistency,
     verify_proof_bundle,
+)
+from overt.transparency.entries import (
+    ENTRY_VERSION,
+    MAX_ENTRY_BYTES,
+    AccessReceipt,
+    AggregateStatistics,
+    Entry,
+    EntryType,
+    KeyDirectoryUpdate,
+    ManifestEntry,
+    WarrantCommitment,
+    WarrantUnsealing,
+    decode_entry,
+    encode_entry,
+    kt_commitment,
+    kt_label,
+    warrant_targets_commitment,
+)
+from overt.transparency.log import (
+    APPEND_BATCH_MAX,
+    APPEND_WINDOW_MS,
+    ENTRIES_PAGE_MAX,
+    Appender,
+    Log,
+    NotYetCheckpointed,
+    StoreNodeSource,
 )
 from overt.transparency.merkle import (
     EMPTY_ROOT,
@@ -67,9 +98,14 @@ from overt.transparency.note import (
 __all__ = [
     "ALG_COSIGNATURE_V1",
     "ALG_ED25519",
+    "APPEND_BATCH_MAX",
+    "APPEND_WINDOW_MS",
     "EMPTY_ROOT",
+    "ENTRIES_PAGE_MAX",
+    "ENTRY_VERSION",
     "HASH_LEN",
     "MAX_CONSISTENCY_PROOF_HASHES",
+    "MAX_ENTRY_BYTES",
     "MAX_EXTENSION_LINES",
     "MAX_INCLUSION_PROOF_HASHES",
     "MAX_NOTE_BYTES",
@@ -77,22 +113,38 @@ __all__ = [
     "MAX_PROOF_BUNDLE_BYTES",
     "MAX_SIGNATURES",
     "MAX_TREE_SIZE",
+    "AccessReceipt",
+    "AggregateStatistics",
+    "Appender",
     "Checkpoint",
     "CosignatureSigner",
+    "Entry",
+    "EntryType",
+    "KeyDirectoryUpdate",
+    "Log",
+    "ManifestEntry",
     "MemoryTree",
     "NodeSource",
+    "NotYetCheckpointed",
     "Note",
     "NoteSignature",
     "NoteSigner",
     "ProofBundle",
+    "StoreNodeSource",
     "VerifiedCheckpoint",
     "VerifiedSignature",
     "VerifierKey",
+    "WarrantCommitment",
+    "WarrantUnsealing",
     "consistency_proof",
     "cosign_checkpoint",
+    "decode_entry",
+    "encode_entry",
     "hash_leaf",
     "hash_node",
     "inclusion_proof",
+    "kt_commitment",
+    "kt_label",
     "mth",
     "open_note",
     "parse_checkpoint",
@@ -111,4 +163,5 @@ __all__ = [
     "verify_inclusion",
     "verify_proof_bundle",
     "verify_signatures",
+    "warrant_targets_commitment",
 ]
