@@ -19,7 +19,8 @@ EXPORTED = {
     "verify_consistency", "verify_inclusion", "verify_proof_bundle", "verify_signatures",
     # entries
     "ENTRY_VERSION", "MAX_ENTRY_BYTES", "AccessReceipt", "AggregateStatistics", "Entry",
-    "EntryType", "KeyDirectoryUpdate", "ManifestEntry", "WarrantCommitment", "WarrantUnsealing",
+    "EntryType", "EpochKey", "KeyDirectoryUpdate", "ManifestEntry", "WarrantCommitment",
+    "WarrantUnsealing",
     "decode_entry", "encode_entry", "kt_commitment", "kt_label", "warrant_targets_commitment",
     # the log service
     "APPEND_BATCH_MAX", "APPEND_WINDOW_MS", "ENTRIES_PAGE_MAX", "Appender", "Log",

@@ -20,8 +20,10 @@ from overt.transparency.entries import (
     AggregateStatistics,
     Entry,
     EntryType,
+    EpochKey,
     KeyDirectoryUpdate,
     ManifestEntry,
+    MatchingListCommitment,
     WarrantCommitment,
     WarrantUnsealing,
     decode_entry,
@@ -44,6 +46,24 @@ def statistics(draw: st.DrawFn) -> AggregateStatistics:
     return AggregateStatistics(start, end, tuple((n, draw(U64)) for n in names))
 
 
+@st.composite
+def epoch_keys(draw: st.DrawFn) -> EpochKey:
+    not_before = draw(st.integers(0, (1 << 64) - 2))
+    retain_until = draw(st.integers(not_before + 1, (1 << 64) - 1))
+    epoch = draw(st.integers(0, (1 << 32) - 1))
+    return EpochKey(epoch, draw(D32), draw(D32), not_before, retain_until)
+
+
+@st.composite
+def matching_lists(draw: st.DrawFn) -> MatchingListCommitment:
+    keys = sorted(draw(st.sets(D32, min_size=1, max_size=4)))
+    sigs = tuple((k, draw(st.binary(min_size=64, max_size=64))) for k in keys)
+    u32 = st.integers(0, (1 << 32) - 1)
+    return MatchingListCommitment(
+        draw(D32), draw(u32), draw(u32), draw(D32), draw(D32), draw(D32), sigs
+    )
+
+
 ENTRIES: st.SearchStrategy[Entry] = st.one_of(
     st.builds(ManifestEntry, st.binary(min_size=1, max_size=2000)),
     st.builds(KeyDirectoryUpdate, D32, D32, U64, D32, D32),
@@ -51,6 +71,8 @@ ENTRIES: st.SearchStrategy[Entry] = st.one_of(
     st.builds(WarrantUnsealing, D32, st.binary(min_size=1, max_size=500)),
     st.builds(AccessReceipt, D32, D32, U64, D32),
     statistics(),
+    epoch_keys(),
+    matching_lists(),
 )
 
 
@@ -62,6 +84,10 @@ def one_of_each() -> list[Entry]:
         WarrantUnsealing(b"W" * 32, b"opening"),
         AccessReceipt(b"W" * 32, b"U" * 32, 12, b"X" * 32),
         AggregateStatistics(1_700_000_000, 1_702_592_000, (("bans", 3), ("reports", 1200))),
+        EpochKey(677, b"Y" * 32, b"H" * 32, 1_754_784_000, 1_765_152_000),
+        MatchingListCommitment(
+            b"I" * 32, 3, 1000, b"T" * 32, b"D" * 32, bytes(32), ((b"A" * 32, b"S" * 64),)
+        ),
     ]
 
 
@@ -99,6 +125,17 @@ def test_every_type_has_a_class_and_a_pinned_encoding() -> None:
         + "07"
         + b"reports".hex()
         + "00000000000004b0",
+        "0107" + "000002a5" + "59" * 32 + "48" * 32 + "000000006897e100" + "0000000069361500",
+        "0108"
+        + "49" * 32
+        + "00000003"
+        + "000003e8"
+        + "54" * 32
+        + "44" * 32
+        + "00" * 32
+        + "01"
+        + "41" * 32
+        + "53" * 64,
     ]
     assert [e.encode().hex() for e in entries] == expected
 
@@ -116,7 +153,7 @@ def test_every_truncation_and_any_trailing_byte_is_refused(entry: Entry) -> None
         decode_entry(data + b"\x00")
 
 
-@pytest.mark.parametrize("entry_type", [0, 7, 0x80, 0xFF])
+@pytest.mark.parametrize("entry_type", [0, 9, 0x80, 0xFF])
 def test_an_unknown_entry_type_is_a_decode_error(entry_type: int) -> None:
     body = one_of_each()[1].encode()[2:]
     with pytest.raises(DecodeError, match="unknown entry type"):
@@ -160,6 +197,8 @@ def statistics_bytes(counters: list[tuple[bytes, int]], start: int = 1, end: int
         b"\x01\x04" + b"W" * 32 + b"\x00\x00",  # empty opening
         b"\x01\x01" + (MAX_MANIFEST_BYTES + 1).to_bytes(2, "big") + b"m" * (MAX_MANIFEST_BYTES + 1),
         b"\x01\x04" + b"W" * 32 + (MAX_OPENING_BYTES + 1).to_bytes(2, "big") + b"o" * 20000,
+        # an epoch key retained no later than it starts
+        b"\x01\x07" + bytes(4) + b"Y" * 32 + b"H" * 32 + (5).to_bytes(8, "big") * 2,
     ],
 )
 def test_non_canonical_or_out_of_bounds_bodies_are_decode_errors(data: bytes) -> None:
@@ -183,6 +222,13 @@ def test_constructors_refuse_bad_fields() -> None:
         lambda: AggregateStatistics(1, 2, [("a", 1)]),  # type: ignore[arg-type]
         lambda: AggregateStatistics(1, 2, (("a b", 1),)),
         lambda: AggregateStatistics(1, 2, (("a", 1 << 64),)),
+        lambda: EpochKey(-1, b"Y" * 32, b"H" * 32, 1, 2),
+        lambda: EpochKey(1 << 32, b"Y" * 32, b"H" * 32, 1, 2),
+        lambda: EpochKey(True, b"Y" * 32, b"H" * 32, 1, 2),  # type: ignore[arg-type]
+        lambda: EpochKey(1, b"Y" * 31, b"H" * 32, 1, 2),
+        lambda: EpochKey(1, b"Y" * 32, b"H" * 33, 1, 2),
+        lambda: EpochKey(1, b"Y" * 32, b"H" * 32, 2, 2),
+        lambda: EpochKey(1, b"Y" * 32, b"H" * 32, 0, 1 << 64),
     ]
     for make in bad:
         with pytest.raises(LocalError):
@@ -233,3 +279,21 @@ def test_warrant_unsealing_opens_its_commitment_only() -> None:
         WarrantUnsealing(b"V" * 32, opening).check_opens(commitment)
     with pytest.raises(InvalidMessage):
         WarrantUnsealing(b"W" * 32, opening + b"!").check_opens(commitment)
+
+
+def test_matching_list_commitment_statement_and_signature_order() -> None:
+    sigs = ((b"A" * 32, b"S" * 64), (b"B" * 32, b"s" * 64))
+    entry = MatchingListCommitment(b"I" * 32, 3, 1000, b"T" * 32, b"D" * 32, bytes(32), sigs)
+    # The statement is the label and the fields, without the signatures.
+    assert entry.statement() == b"Overt_MatchingList_v1" + entry.encode()[2 : 2 + 32 + 8 + 96]
+    one = MatchingListCommitment(b"I" * 32, 3, 1000, b"T" * 32, b"D" * 32, bytes(32), sigs[:1])
+    assert one.statement() == entry.statement()
+    for bad in (sigs[::-1], (sigs[0], sigs[0]), ()):
+        with pytest.raises(LocalError):
+            MatchingListCommitment(b"I" * 32, 3, 1000, b"T" * 32, b"D" * 32, bytes(32), bad)
+    with pytest.raises(LocalError):
+        MatchingListCommitment(b"I" * 32, 1 << 32, 0, b"T" * 32, b"D" * 32, bytes(32), sigs)
+    data = bytearray(entry.encode())
+    data[2 + 32 + 8 + 96] = 0  # zero signatures
+    with pytest.raises(DecodeError):
+        decode_entry(bytes(data[: 2 + 32 + 8 + 96 + 1]))

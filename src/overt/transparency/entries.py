@@ -20,6 +20,11 @@ type   class                   body
                                contexts_hash[32]
 6      AggregateStatistics     period_start u64 ‖ period_end u64 ‖ n u8 ‖
                                n × (name<1..2^8-1> ‖ value u64)
+7      EpochKey                epoch u32 ‖ public_key[32] ‖ transcript_hash[32] ‖
+                               not_before u64 ‖ retain_until u64
+8      MatchingListCommitment  list_id[32] ‖ version u32 ‖ hash_count u32 ‖
+                               table_commitment[32] ‖ list_digest[32] ‖ previous[32] ‖
+                               n u8 ‖ n × (signer_key[32] ‖ signature[64])
 =====  ======================  ==========================================================
 
 **Key directory privacy.** A :class:`KeyDirectoryUpdate` never names the account. Its ``label``
@@ -37,6 +42,22 @@ date while hiding the targets: ``targets_commitment`` is
 ``SHA-256("Overt_warrant_targets_v1" ‖ opening)`` (:func:`warrant_targets_commitment`), where
 the opening — random bytes followed by the canonical target list, as :mod:`overt.access`
 defines it — is published later in a :class:`WarrantUnsealing` of the same warrant id.
+
+**Escrow epochs.** An :class:`EpochKey` publishes the public key ``Y`` of one escrow epoch
+(the ristretto255 encoding, opaque here) after the custodians' DKG, with the SHA-256 of the
+DKG's public transcript (which gives every custodian's verification key) and the span the key
+serves: senders encrypt access fields to it from ``not_before`` on, and custodians destroy their
+shares at ``retain_until``. Clients take the escrow policy from the newest ``EpochKey`` entry.
+
+**Matching lists.** A :class:`MatchingListCommitment` logs one version of a known-content
+matching list (DESIGN §5): the commitment to the blinded table clients download
+(``table_commitment``), the SHA-256 of the canonical plaintext list the organisations vetted
+(``list_digest``; the list itself is not public), how many hashes it has, and the table
+commitment of the version it replaces (``previous``, zeros for the first), so that versions form
+a chain a client can follow delta by delta. It carries the child-safety organisations'
+Ed25519 signatures over :meth:`~MatchingListCommitment.statement` (``"Overt_MatchingList_v1"``
+followed by every field but the signatures), as opaque key and signature bytes, sorted by key;
+:mod:`overt.safety.matching.lists` checks them against the keys the manifest names.
 
 Times are Unix seconds. This module never sees storage, clocks, keys or the manifest's own
 format; it turns values into bytes and back.
@@ -76,6 +97,10 @@ MAX_ACCOUNT_ID_BYTES: Final = 64
 """Longest account id that :func:`kt_commitment` commits to (account ids are 1..64 bytes)."""
 
 MAX_U64: Final = (1 << 64) - 1
+MAX_U32: Final = (1 << 32) - 1
+
+EPOCH_KEY_LEN: Final = 32
+"""An escrow-epoch public key: a ristretto255 element's canonical encoding."""
 
 DIGEST_LEN: Final = 32
 """SHA-256 digests and the 32-byte identifiers (warrant, court key, custodian)."""
@@ -88,6 +113,18 @@ KT_OPENING_LEN: Final = 32
 
 ACCOUNT_KEY_LEN: Final = 32
 """An Ed25519 account identity key."""
+
+MAX_LIST_SIGNATURES: Final = 16
+"""Most organisation signatures on one :class:`MatchingListCommitment`."""
+
+SIGNER_KEY_LEN: Final = 32
+"""An organisation's Ed25519 public key."""
+
+SIGNATURE_LEN: Final = 64
+"""An Ed25519 signature."""
+
+MATCHING_LIST_DST: Final = b"Overt_MatchingList_v1"
+"""Prefix of the statement the organisations sign."""
 
 KT_COMMIT_DST: Final = b"Overt_KT_commit_v1"
 WARRANT_TARGETS_DST: Final = b"Overt_warrant_targets_v1"
@@ -104,6 +141,8 @@ class EntryType(IntEnum):
     WARRANT_UNSEALING = 4
     ACCESS_RECEIPT = 5
     AGGREGATE_STATISTICS = 6
+    EPOCH_KEY = 7
+    MATCHING_LIST = 8
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -117,6 +156,11 @@ def _fixed(value: bytes, n: int, what: str) -> None:
 def _u64(value: int, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U64:
         raise LocalError(f"{what} must be an integer in 0..2^64-1")
+
+
+def _u32(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_U32:
+        raise LocalError(f"{what} must be an integer in 0..2^32-1")
 
 
 def _var(value: bytes, max_len: int, what: str) -> None:
@@ -396,6 +440,139 @@ class AggregateStatistics:
         return cls(start, end, tuple(counters))
 
 
+@dataclass(frozen=True, slots=True)
+class EpochKey:
+    """An escrow epoch's public key, logged once the custodians' DKG produced it."""
+
+    ENTRY_TYPE: ClassVar[EntryType] = EntryType.EPOCH_KEY
+
+    epoch: int
+    """The escrow epoch (u32) that access fields name."""
+    public_key: bytes
+    """``Y``, the epoch key senders encrypt access fields to (ristretto255, 32 bytes)."""
+    transcript_hash: bytes
+    """SHA-256 of the DKG's public transcript (its canonical encoding)."""
+    not_before: int
+    """From when senders use this key (Unix seconds)."""
+    retain_until: int
+    """When custodians destroy their shares of it (Unix seconds)."""
+
+    def __post_init__(self) -> None:
+        _u32(self.epoch, "an epoch")
+        _fixed(self.public_key, EPOCH_KEY_LEN, "an epoch public key")
+        _fixed(self.transcript_hash, DIGEST_LEN, "a transcript hash")
+        _u64(self.not_before, "a not-before time")
+        _u64(self.retain_until, "a retain-until time")
+        if self.retain_until <= self.not_before:
+            raise LocalError("an epoch key must be retained past its not-before time")
+
+    def encode(self) -> bytes:
+        return (
+            _header(self.ENTRY_TYPE)
+            .u32(self.epoch)
+            .fixed(self.public_key, EPOCH_KEY_LEN)
+            .fixed(self.transcript_hash, DIGEST_LEN)
+            .u64(self.not_before)
+            .u64(self.retain_until)
+            .getvalue()
+        )
+
+    @classmethod
+    def _read(cls, r: Reader) -> EpochKey:
+        return cls(
+            epoch=r.u32("epoch"),
+            public_key=r.fixed(EPOCH_KEY_LEN, "public key"),
+            transcript_hash=r.fixed(DIGEST_LEN, "transcript hash"),
+            not_before=r.u64("not before"),
+            retain_until=r.u64("retain until"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MatchingListCommitment:
+    """One version of a known-content matching list, signed by child-safety organisations."""
+
+    ENTRY_TYPE: ClassVar[EntryType] = EntryType.MATCHING_LIST
+
+    list_id: bytes
+    """32-byte identifier of the list (all its versions share it)."""
+    version: int
+    """Version number (u32), increasing along the chain."""
+    hash_count: int
+    """How many hashes this version lists (u32)."""
+    table_commitment: bytes
+    """The commitment to the blinded table clients download and check."""
+    list_digest: bytes
+    """SHA-256 of the canonical plaintext list the organisations vetted."""
+    previous: bytes
+    """``table_commitment`` of the version this one replaces; 32 zero bytes for the first."""
+    signatures: tuple[tuple[bytes, bytes], ...]
+    """``(signer_key, signature)`` pairs, sorted by key, each key once."""
+
+    def __post_init__(self) -> None:
+        _fixed(self.list_id, DIGEST_LEN, "a list id")
+        _u32(self.version, "a list version")
+        _u32(self.hash_count, "a hash count")
+        _fixed(self.table_commitment, DIGEST_LEN, "a table commitment")
+        _fixed(self.list_digest, DIGEST_LEN, "a list digest")
+        _fixed(self.previous, DIGEST_LEN, "a previous table commitment")
+        if (
+            not isinstance(self.signatures, tuple)
+            or not 1 <= len(self.signatures) <= MAX_LIST_SIGNATURES
+        ):
+            raise LocalError(f"a list commitment carries 1..{MAX_LIST_SIGNATURES} signatures")
+        previous_key = b""
+        for item in self.signatures:
+            if not isinstance(item, tuple) or len(item) != 2:
+                raise LocalError("a signature is a (signer key, signature) pair")
+            key, signature = item
+            _fixed(key, SIGNER_KEY_LEN, "a signer key")
+            _fixed(signature, SIGNATURE_LEN, "a signature")
+            if key <= previous_key:
+                raise LocalError("signatures must be sorted by signer key, each key once")
+            previous_key = key
+
+    def statement(self) -> bytes:
+        """What each organisation signs: the label and every field but the signatures."""
+        return MATCHING_LIST_DST + self._fields().getvalue()
+
+    def _fields(self) -> Writer:
+        return (
+            Writer()
+            .fixed(self.list_id, DIGEST_LEN)
+            .u32(self.version)
+            .u32(self.hash_count)
+            .fixed(self.table_commitment, DIGEST_LEN)
+            .fixed(self.list_digest, DIGEST_LEN)
+            .fixed(self.previous, DIGEST_LEN)
+        )
+
+    def encode(self) -> bytes:
+        w = _header(self.ENTRY_TYPE).raw(self._fields().getvalue()).u8(len(self.signatures))
+        for key, signature in self.signatures:
+            w.fixed(key, SIGNER_KEY_LEN).fixed(signature, SIGNATURE_LEN)
+        return w.getvalue()
+
+    @classmethod
+    def _read(cls, r: Reader) -> MatchingListCommitment:
+        list_id = r.fixed(DIGEST_LEN, "list id")
+        version = r.u32("version")
+        hash_count = r.u32("hash count")
+        table_commitment = r.fixed(DIGEST_LEN, "table commitment")
+        list_digest = r.fixed(DIGEST_LEN, "list digest")
+        previous = r.fixed(DIGEST_LEN, "previous")
+        n = r.u8("signature count")
+        if not 1 <= n <= MAX_LIST_SIGNATURES:
+            raise DecodeError(f"{r.what}: 1..{MAX_LIST_SIGNATURES} signatures expected")
+        signatures = tuple(
+            (r.fixed(SIGNER_KEY_LEN, "signer key"), r.fixed(SIGNATURE_LEN, "signature"))
+            for _ in range(n)
+        )
+        return cls(
+            list_id, version, hash_count, table_commitment, list_digest, previous, signatures
+        )
+
+
 Entry = (
     ManifestEntry
     | KeyDirectoryUpdate
@@ -403,6 +580,8 @@ Entry = (
     | WarrantUnsealing
     | AccessReceipt
     | AggregateStatistics
+    | EpochKey
+    | MatchingListCommitment
 )
 """Any typed log entry."""
 
@@ -415,6 +594,8 @@ _BY_TYPE: Final[dict[int, type[Entry]]] = {
         WarrantUnsealing,
         AccessReceipt,
         AggregateStatistics,
+        EpochKey,
+        MatchingListCommitment,
     )
 }
 
