@@ -12,12 +12,15 @@ asyncio loop) — with only :class:`overt.server.limits.ServerLimits` raised, in
 (run from the repository root). The limiter and the replay cache still run on every request;
 only their bounds are larger, so their cost stays in the measurement. In the parent process,
 :func:`service` builds the :class:`overt.launch.Service` that starts it and reads its URL.
+``--storage``, ``--database-url``, ``--pubsub``, ``--redis-url`` and ``--node-id`` pick the
+backends as ``overt server`` does (the ``scale`` group runs nodes on PostgreSQL and Redis).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -44,6 +47,7 @@ def service(
     rate_per_second: float = BENCH_RATE_PER_SECOND,
     replay_cache: int = BENCH_REPLAY_CACHE,
     log_level: str = "warning",
+    backend_args: Sequence[str] = (),
 ) -> Service:
     """A relay server on loopback with SQLite under ``data_dir`` and the given limits.
 
@@ -54,7 +58,7 @@ def service(
         sys.executable, "-m", "bench.server_wrapper",
         "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir),
         "--rate-burst", str(rate_burst), "--rate-per-second", repr(float(rate_per_second)),
-        "--replay-cache", str(replay_cache), "--log-level", log_level,
+        "--replay-cache", str(replay_cache), "--log-level", log_level, *backend_args,
     ]  # fmt: skip
     return Service("the Overt server (bench limits)", argv, raw_argv=True, cwd=REPO_ROOT)
 
@@ -71,9 +75,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate-per-second", type=float, default=BENCH_RATE_PER_SECOND)
     parser.add_argument("--replay-cache", type=int, default=BENCH_REPLAY_CACHE)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--storage", default="sqlite")
+    parser.add_argument("--database-url")
+    parser.add_argument("--pubsub", default="inprocess")
+    parser.add_argument("--redis-url")
+    parser.add_argument("--node-id", default="bench")
     args = parser.parse_args(argv)
 
     # Imported here so that the parent (which only calls `service`) needs no server modules.
+    from overt.server.config import Backends  # noqa: PLC0415
     from overt.server.limits import ServerLimits  # noqa: PLC0415
     from overt.server.run import run_server  # noqa: PLC0415
 
@@ -82,7 +92,21 @@ def main(argv: list[str] | None = None) -> int:
         rate_per_second=args.rate_per_second,
         replay_cache=args.replay_cache,
     )
-    run_server(args.host, args.port, args.data_dir, log_level=args.log_level, limits=limits)
+    backends = Backends(
+        storage=args.storage,
+        database_url=args.database_url,
+        pubsub=args.pubsub,
+        redis_url=args.redis_url,
+        node_id=args.node_id,
+    )
+    run_server(
+        args.host,
+        args.port,
+        args.data_dir,
+        log_level=args.log_level,
+        limits=limits,
+        backends=backends,
+    )
     return 0
 
 

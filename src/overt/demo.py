@@ -16,8 +16,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TypeVar
 
+import uvicorn
+
 from overt import launch
 from overt.client import Client, HttpTransport
+from overt.console.demo import safety_walkthrough
 from overt.crypto import Point, Scalar, SystemRng
 from overt.errors import InvalidMessage
 from overt.protocol import (
@@ -29,6 +32,8 @@ from overt.protocol import (
     safety_number,
 )
 from overt.protocol.identity import AccountIdentity
+from overt.server import ServerConfig, create_app
+from overt.storage import InProcessPubSub, open_memory
 from overt.wire import Envelope
 
 T = TypeVar("T")
@@ -135,11 +140,64 @@ async def relay_walkthrough(work: Path) -> None:
                 arrow = "→ " + m.peer if m.sender == "alice" else "from " + m.sender
                 say(f"  laptop: {arrow}: {m.text}")
             say(f"bob's safety number with alice: {await bob.safety_number('alice')}")
+            say(f"the policy every client shows: {await alice.policy_description()}")
+            await safety_walkthrough(
+                srv.url, work, alice, bob, server_data_dir=work / "server", say=say
+            )
         finally:
             for c in (alice, laptop, bob):
                 await c.close()
             await transport.aclose()
     say("the server stopped; everything it held was ciphertext and public keys")
+
+
+async def kt_walkthrough(work: Path) -> None:
+    """A provider that turns malicious publishes a key alice never made: bob's client cannot
+    tell, but the log makes it public, and alice's own client raises the alarm."""
+    say("\n== Key transparency: nobody can be silently added ==")
+    storage = await open_memory()
+    app = create_app(ServerConfig(SystemRng().random_bytes(32)), storage, InProcessPubSub())
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", log_config=None)
+    )
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    transport = HttpTransport(f"http://127.0.0.1:{port}")
+    alice = await Client.open(work / "kt-alice", transport)
+    bob = await Client.open(work / "kt-bob", transport)
+    try:
+        await alice.create_account("alice")
+        await bob.create_account("bob")
+        await alice.check_log()
+        await bob.send("alice", "hello")
+        say(
+            "every account key and device list is an entry of the public log; bob's client "
+            "checked alice's against it (VRF label, commitment, proof under a checkpoint)"
+        )
+        say(
+            "now the provider turns malicious: it publishes a second account key for alice, "
+            "with a device of its own, and logs it as it must"
+        )
+        rng = SystemRng()
+        impostor = AccountIdentity.generate(b"alice", rng)
+        ghost = Device.create(b"alice", 9, rng=rng)
+        forged = impostor.sign_device_list(7, [ghost.entry()])
+        await app.state.key_directory.publish(b"alice", impostor.public_key.raw, 7, forged.encode())
+        await asyncio.sleep(1.5)  # the server's checkpointer signs the grown log
+        for alarm in await alice.check_log():
+            say(
+                f"alice's client scanned the new log entries and raised an alarm: "
+                f"{alarm.kind.value} (log entry {alarm.entry_index}) — a ghost cannot hide"
+            )
+    finally:
+        await alice.close()
+        await bob.close()
+        await transport.aclose()
+        server.should_exit = True
+        await serving
+        await storage.close()
 
 
 async def _take(it: AsyncIterator[T], n: int) -> AsyncIterator[T]:
@@ -156,6 +214,7 @@ def main() -> int:
     protocol_walkthrough()
     with tempfile.TemporaryDirectory(prefix="overt-demo-") as tmp:
         asyncio.run(relay_walkthrough(Path(tmp)))
+        asyncio.run(kt_walkthrough(Path(tmp)))
     say("\nDemo finished.")
     return 0
 

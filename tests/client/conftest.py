@@ -12,7 +12,7 @@ from overt.crypto import DeterministicRng
 from overt.server import ServerConfig, ServerLimits, create_app
 from overt.storage import InProcessPubSub, open_memory
 
-from .support import FakeClock, World
+from .support import Checkpointing, FakeClock, World
 
 
 @pytest.fixture
@@ -27,7 +27,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         clock=clock.now_ms,
         rng=DeterministicRng("server"),
     )
-    transport = AsgiTransport(app)
+    transport = Checkpointing(AsgiTransport(app), app)
     w = World(tmp_path, clock, app, transport)
     try:
         yield w

@@ -2,8 +2,9 @@
 wrapper that lets a test play a lossy network or a misbehaving server.
 
 The server is :func:`overt.server.create_app` over in-memory storage, reached through
-:class:`overt.client.AsgiTransport`; server and clients share one :class:`FakeClock`, whose
-``sleep`` advances time instead of waiting (no test depends on real time).
+:class:`overt.client.AsgiTransport` (with :class:`Checkpointing` in front, standing in for the
+server's checkpointer); server and clients share one :class:`FakeClock`, whose ``sleep``
+advances time instead of waiting (no test depends on real time).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from overt.client import AsgiTransport, Client, PushChannel, RequestSigner, Response, Transport
+from overt.client import Client, PushChannel, RequestSigner, Response, Transport
 from overt.crypto import DeterministicRng
 
 START_MS = 1_760_000_000_000
@@ -97,6 +98,51 @@ class Interposer:
         await self.inner.aclose()
 
 
+#: The public read endpoints of the transparency log (docs/api.md).
+LOG_PATHS = ("/v1/manifest", "/v1/log/", "/v1/kt/")
+
+
+class Checkpointing:
+    """A :class:`Transport` to the in-process server that runs its checkpointer before every
+    read of the transparency log, as if the server had just signed (and, with witnesses, had
+    cosigned) a checkpoint. In-process there is no lifespan, so nothing else runs it; a
+    deployment with key transparency makes clients wait for a checkpoint before they trust a
+    new device list (docs/api.md)."""
+
+    def __init__(self, inner: Transport, app: object) -> None:
+        self.inner = inner
+        self.app = app
+
+    @property
+    def supports_push(self) -> bool:
+        return self.inner.supports_push
+
+    async def checkpoint(self) -> None:
+        state = getattr(self.app, "state", None)
+        checkpointer = getattr(state, "checkpointer", None)
+        if checkpointer is not None:
+            await checkpointer.run_once()
+
+    async def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        json: object | None = None,
+        content: bytes | None = None,
+        signer: RequestSigner | None = None,
+    ) -> Response:
+        if method == "GET" and target.startswith(LOG_PATHS):
+            await self.checkpoint()
+        return await self.inner.request(method, target, json=json, content=content, signer=signer)
+
+    def push(self, target: str) -> AbstractAsyncContextManager[PushChannel]:
+        return self.inner.push(target)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
 def json_response(data: object, status: int = 200) -> Response:
     return Response(status, {"content-type": "application/json"}, json.dumps(data).encode())
 
@@ -108,7 +154,7 @@ class World:
     tmp: Path
     clock: FakeClock
     app: object
-    transport: AsgiTransport
+    transport: Transport
     clients: list[Client] = field(default_factory=list)
     transports: list[Transport] = field(default_factory=list)
 

@@ -38,7 +38,8 @@ def test_attachment_body_round_trip_and_repr_hides_content() -> None:
     "data",
     [
         b"",
-        b"\x02\x01\x03bob\x00\x00\x00\x00",  # unknown version
+        b"\x03\x01\x03bob\x00\x00\x00\x00",  # unknown version
+        b"\x02\x01\x03bob\x00\x00\x00\x00",  # version 2 without its gossip
         b"\x01\x09\x03bob\x00\x00\x00\x00",  # unknown kind
         b"\x01\x01\x00\x00\x00\x00\x00",  # empty peer
         b"\x01\x01\x03bob\x00\x00\x00\x02\xff\xfe",  # text not UTF-8

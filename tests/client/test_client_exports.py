@@ -11,6 +11,8 @@ from overt.errors import OvertError
 
 EXPECTED = {
     "AccountExists",
+    "Alarm",
+    "AlarmKind",
     "AsgiTransport",
     "AttachmentPointer",
     "AttachmentRejected",
@@ -24,11 +26,14 @@ EXPECTED = {
     "Direction",
     "FailureReason",
     "Forbidden",
+    "Gossip",
     "HttpTransport",
     "LinkApproval",
     "LinkRequest",
     "Message",
     "NotFound",
+    "NotInLog",
+    "PolicyUnavailable",
     "ProfileStateError",
     "ProfileTooNew",
     "PushChannel",
@@ -37,12 +42,14 @@ EXPECTED = {
     "Response",
     "ServerRefused",
     "ServerUnreachable",
+    "SplitView",
     "StaleDevices",
     "StaleSerial",
     "StoreError",
     "SystemClock",
     "TooLarge",
     "Transport",
+    "TransparencyUnavailable",
     "Unauthenticated",
     "Undecryptable",
     "UnknownAccount",
@@ -54,6 +61,8 @@ CLIENT_API = {
     "send", "send_attachment", "fetch_attachment", "sync", "receive", "listen",
     "conversations", "history", "undecryptable", "safety_number", "offered_safety_number",
     "accept_new_identity", "refill_prekeys",
+    # key transparency
+    "policy_description", "check_log", "alarms", "acknowledge_alarms",
 }  # fmt: skip
 
 SRC = Path(overt.client.__file__).parent

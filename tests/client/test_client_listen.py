@@ -11,12 +11,19 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from overt.client import Client, HttpTransport, Message, PushChannel, ServerUnreachable
+from overt.client import (
+    Client,
+    HttpTransport,
+    Message,
+    PushChannel,
+    ServerUnreachable,
+    Transport,
+)
 from overt.crypto import DeterministicRng
 from overt.server import ServerConfig, ServerLimits, create_app
 from overt.storage import InProcessPubSub, open_memory
 
-from .support import FakeClock, World
+from .support import Checkpointing, FakeClock, World
 
 #: A safety net against a hung test, not a timing assertion.
 HANG = 30.0
@@ -41,7 +48,7 @@ async def test_listen_polls_over_the_in_process_transport(world: World) -> None:
 
 
 @asynccontextmanager
-async def loopback_server(clock: FakeClock) -> AsyncIterator[str]:
+async def loopback_server(clock: FakeClock) -> AsyncIterator[tuple[str, object]]:
     storage = await open_memory()
     app = create_app(
         ServerConfig(franking_key=bytes(32), limits=ServerLimits(rate_burst=1_000_000)),
@@ -59,7 +66,7 @@ async def loopback_server(clock: FakeClock) -> AsyncIterator[str]:
             while not server.started:
                 await asyncio.sleep(0.01)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", app
     finally:
         server.should_exit = True
         await task
@@ -69,7 +76,7 @@ async def loopback_server(clock: FakeClock) -> AsyncIterator[str]:
 class FlakyPush:
     """An HttpTransport whose push channel fails to open the first ``failures`` times."""
 
-    def __init__(self, inner: HttpTransport, failures: int) -> None:
+    def __init__(self, inner: Transport, failures: int) -> None:
         self.inner = inner
         self.failures = failures
         self.supports_push = True
@@ -87,9 +94,10 @@ class FlakyPush:
 
 async def test_listen_over_websocket_push_with_reconnect(tmp_path: Path) -> None:
     clock = FakeClock()
-    async with loopback_server(clock) as url:
-        net_a = HttpTransport(url)
-        net_b = HttpTransport(url)
+    async with loopback_server(clock) as (url, app):
+        # The server's checkpointer runs on real time; the clients' on the fake clock.
+        net_a = Checkpointing(HttpTransport(url), app)
+        net_b = Checkpointing(HttpTransport(url), app)
         flaky = FlakyPush(net_a, failures=3)
         alice = await Client.open(tmp_path / "a", flaky, clock=clock, rng=DeterministicRng(1))
         bob = await Client.open(tmp_path / "b", net_b, clock=clock, rng=DeterministicRng(2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from overt.client import Client, FailureReason, Response
+from overt.client import Client, FailureReason, NotInLog, Response
 from overt.client._b64 import b64d, b64e
 from overt.client.body import Body
 from overt.crypto import DeterministicRng
@@ -127,6 +127,13 @@ async def test_a_changed_account_key_is_refused_until_reverified(world: World) -
     await alice.send("bob", "the real alice")  # from the pinned device, still shown
     assert [m.text for m in await bob.sync()] == ["the real alice"]
     assert [f.reason for f in await bob.undecryptable()] == [FailureReason.UNTRUSTED_IDENTITY]
+
+    # With key transparency a new key is not even offered until it is in the log; a real
+    # key change is logged, so log this one too.
+    with pytest.raises(NotInLog):
+        await bob.offered_safety_number("alice")
+    directory = world.app.state.key_directory  # type: ignore[attr-defined]
+    await directory.publish(b"alice", impostor.public_key.raw, 7, forged_list.encode())
 
     # Re-verification: the offered number differs; only that number is accepted.
     offered = await bob.offered_safety_number("alice")

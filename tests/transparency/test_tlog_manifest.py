@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, Ed25519PublicKey
+from overt.crypto.vrf import VrfSecretKey
 from overt.errors import (
     ConfigurationError,
     DecodeError,
@@ -39,9 +40,11 @@ from overt.transparency.manifest import (
     NoAccess,
     SafetyPolicy,
     WitnessInfo,
+    access_policy_from_json,
     check_successor,
     describe_policy,
     describe_safety,
+    safety_policy_from_json,
     sign_manifest,
     verify_manifest,
     verify_successor,
@@ -64,6 +67,7 @@ def b64url(raw: bytes) -> str:
 
 
 PROVIDER = key("provider")
+VRF = VrfSecretKey.generate(DeterministicRng("vrf"))
 NEXT_PROVIDER = key("provider-2")
 ORIGIN = "log.overt.example/v1"
 LOG = NoteSigner(ORIGIN, key("log"))
@@ -126,6 +130,8 @@ def manifest_json(m: Manifest | None = None) -> dict[str, Any]:
         manifest(),
         manifest(access=NoAccess()),
         manifest(next_provider_key=NEXT_PROVIDER.public_key, version=7),
+        manifest(vrf_key=VRF.public_key),
+        manifest(witnesses=(), witness_quorum=0),  # unwitnessed: the log's signature alone
         manifest(
             safety=SafetyPolicy(
                 matching=MatchingPolicy(
@@ -174,6 +180,24 @@ def test_json_shape() -> None:
     assert doc["witnesses"]["members"][0]["vkey"] == WITNESSES[0].verifier_key.to_text()
     assert doc["safety"] == {"franking": True, "matching": {"enabled": False}}
     assert manifest_json(manifest(access=NoAccess()))["access"] == {"mode": "none"}
+    assert manifest_json(manifest(vrf_key=VRF.public_key))["vrf_key"] == b64url(VRF.public_key.raw)
+    assert manifest_json(manifest(witnesses=(), witness_quorum=0))["witnesses"] == {
+        "members": [],
+        "quorum": 0,
+    }
+
+
+def test_policies_read_from_json_as_in_the_manifest() -> None:
+    doc = manifest_json()
+    assert access_policy_from_json(doc["access"]) == escrow()
+    assert access_policy_from_json({"mode": "none"}) == NoAccess()
+    assert safety_policy_from_json(doc["safety"]) == SafetyPolicy()
+    for bad in ({"mode": "backdoor"}, {"mode": "none", "threshold": 1}, [], None):
+        with pytest.raises(DecodeError):
+            access_policy_from_json(bad)
+    for bad_safety in ({"franking": False, "matching": {"enabled": False}}, {"franking": True}):
+        with pytest.raises(DecodeError):
+            safety_policy_from_json(bad_safety)
 
 
 def test_manifest_keys_check_witnessed_checkpoints() -> None:
@@ -244,8 +268,10 @@ def test_describe_safety() -> None:
         lambda: Custodian("c\n", "https://custodian.example", pub("c")),
         lambda: Custodian("c" * 200, "https://custodian.example", pub("c")),
         lambda: manifest(witness_quorum=4),  # quorum above the witnesses
-        lambda: manifest(witness_quorum=0),
-        lambda: manifest(witnesses=()),
+        lambda: manifest(witness_quorum=0),  # listed witnesses must be required
+        lambda: manifest(witnesses=()),  # a quorum without witnesses
+        lambda: manifest(witnesses=(), witness_quorum=1),
+        lambda: manifest(vrf_key=VRF.public_key.raw),
         lambda: manifest(witnesses=(WitnessInfo("a", WITNESSES[0].verifier_key),) * 2),
         lambda: manifest(server_keys=()),
         lambda: manifest(version=0),
@@ -368,6 +394,11 @@ def _mutations() -> list[tuple[str, Any]]:
         ("null next key", set_path("next_provider_key", None)),
         ("custodian over http", set_path("access.custodians.0.url", "http://evil.example")),
         ("custodians not a list", set_path("access.custodians", {})),
+        ("vrf key not a point", set_path("vrf_key", b64url(b"\xff" * 32))),
+        ("vrf key identity", set_path("vrf_key", b64url(bytes(32)))),
+        ("vrf key short", set_path("vrf_key", b64url(b"\x01" * 31))),
+        ("vrf key null", set_path("vrf_key", None)),
+        ("no witnesses but a quorum", set_path("witnesses.members", [])),
     ]
 
 

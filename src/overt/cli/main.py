@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
@@ -22,8 +23,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from overt.cli.access import add_commands as add_access_commands
+from overt.cli.audit import add_commands as add_audit_commands
+from overt.cli.safety import add_commands as add_safety_commands
 from overt.client import Client, HttpTransport
 from overt.client.model import Direction, Message
+from overt.console.config import add_console_arguments
 from overt.errors import LocalError, OvertError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
@@ -119,11 +124,62 @@ def show(message: Message) -> str:
 # ----------------------------------------------------------------------------- commands
 
 
+def _from_env(name: str, wanted: bool) -> str | None:
+    """A server URL from the environment, only for the backend that uses it (so that a shell
+    with both variables set can still start a single node)."""
+    return (os.environ.get(name) or None) if wanted else None
+
+
 def cmd_server(args: argparse.Namespace) -> int:
     from overt.server import run_server  # noqa: PLC0415 - a server process needs no client
+    from overt.server.config import Backends  # noqa: PLC0415
 
     data = Path(args.data_dir or home_dir(args.home) / "server")
-    run_server(args.host, args.port, data, log_level=args.log_level)
+    backends = Backends(
+        storage=args.storage,
+        database_url=args.database_url or _from_env("OVERT_DATABASE_URL", args.storage != "sqlite"),
+        pubsub=args.pubsub,
+        redis_url=args.redis_url or _from_env("OVERT_REDIS_URL", args.pubsub == "redis"),
+        node_id=args.node_id or f"{socket.gethostname()[:40]}-{args.port or os.getpid()}",
+    )
+    if args.print_keys:
+        from overt.server.run import print_keys  # noqa: PLC0415
+
+        for line in print_keys(
+            data, deployment=args.deployment, origin=args.origin, backends=backends
+        ):
+            print(line)
+        return 0
+    run_server(
+        args.host,
+        args.port,
+        data,
+        log_level=args.log_level,
+        backends=backends,
+        deployment=args.deployment,
+        origin=args.origin,
+        checkpoint_interval_ms=args.checkpoint_interval_ms,
+        cybertip_url=args.cybertip_url,
+        cybertip_profile=args.cybertip_profile,
+    )
+    return 0
+
+
+def cmd_witness(args: argparse.Namespace) -> int:
+    import logging  # noqa: PLC0415
+
+    from overt.services.witness import run_witness  # noqa: PLC0415 - a witness needs no client
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    run_witness(
+        args.host,
+        args.port,
+        args.data_dir,
+        args.log_vkey,
+        args.origin,
+        name=args.name,
+        log_level=args.log_level,
+    )
     return 0
 
 
@@ -292,12 +348,62 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", help=f"server URL (default: the profile's, or {DEFAULT_SERVER})")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("server", help="run a relay server (SQLite under a data directory)")
+    s = sub.add_parser("server", help="run a relay server (SQLite, or one node of several)")
+    add_console_arguments(s)
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--data-dir", help="default: $OVERT_HOME/server")
+    s.add_argument("--data-dir", help="keys (and server.db for SQLite); default $OVERT_HOME/server")
     s.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    s.add_argument(
+        "--storage",
+        default="sqlite",
+        choices=["sqlite", "postgres"],
+        help="sqlite (server.db in the data directory; default) or postgres",
+    )
+    s.add_argument(
+        "--database-url", metavar="DSN", help="postgresql://USER@HOST:PORT/DB ($OVERT_DATABASE_URL)"
+    )
+    s.add_argument(
+        "--pubsub",
+        default="inprocess",
+        choices=["inprocess", "redis"],
+        help="wake-ups in this process (default) or through Redis (several nodes)",
+    )
+    s.add_argument("--redis-url", metavar="URL", help="redis://HOST:PORT/DB ($OVERT_REDIS_URL)")
+    s.add_argument(
+        "--node-id", metavar="NAME", help="this node's name in Redis presence (default HOST-PORT)"
+    )
+    s.add_argument(
+        "--deployment",
+        metavar="FILE",
+        help="deployment configuration: witnesses, quorum, policies "
+        "(default DATA_DIR/deployment.json, created with defaults if absent)",
+    )
+    s.add_argument("--origin", help="the checkpoint origin of a new log (default overt.local/log)")
+    s.add_argument(
+        "--checkpoint-interval-ms",
+        type=int,
+        default=1000,
+        metavar="MS",
+        help="sign a checkpoint and ask the witnesses this often when the log grew (1000)",
+    )
+    s.add_argument(
+        "--print-keys",
+        action="store_true",
+        help="create the keys if needed, print the log's verifier key and the provider key, "
+        "and exit (give the log vkey to witnesses before serving)",
+    )
     s.set_defaults(sync=cmd_server)
+
+    w = sub.add_parser("witness", help="run a transparency-log witness (c2sp.org/tlog-witness)")
+    w.add_argument("--data-dir", required=True, help="the witness's key and state")
+    w.add_argument("--log-vkey", required=True, help="the log's verifier key (server --print-keys)")
+    w.add_argument("--origin", help="the log's checkpoint origin (default: the vkey's name)")
+    w.add_argument("--host", default="127.0.0.1")
+    w.add_argument("--port", type=int, default=7380, help="0 picks a free port (printed)")
+    w.add_argument("--name", help="this witness's key name, for a new key")
+    w.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    w.set_defaults(sync=cmd_witness)
 
     acct = sub.add_parser("account", help="accounts").add_subparsers(dest="sub", required=True)
     c = acct.add_parser("create", help="create an account with this profile as device 1")
@@ -347,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("status", help="this profile's account, device and server")
     c.set_defaults(run=cmd_status)
+    add_access_commands(sub)  # custodian, court, lea, audit-access
+    add_safety_commands(sub)  # report, console
+    add_audit_commands(sub)  # audit, alarms; last: it wraps the commands above
     return p
 
 

@@ -10,13 +10,15 @@ Layers, and what each must not know:
 * :mod:`~overt.client.body`, :mod:`~overt.client.link` — versioned encodings; no I/O.
 * :mod:`~overt.client.store` — local state in SQLite; no network, no clock of its own.
 * :mod:`~overt.client.transport` — HTTP, WebSocket and request signing; no protocol state.
+* :mod:`~overt.client.kt` — key transparency: the manifest, checkpoints, log proofs of device
+  lists, gossip and monitoring, over the public log endpoints.
 * :mod:`~overt.client.client` — the facade tying them to :mod:`overt.protocol`.
 
 This package never imports :mod:`overt.server` or :mod:`overt.storage` (checked by
 ``tests/client/test_client_exports.py``): it knows the server only through docs/api.md.
 """
 
-from overt.client.body import AttachmentPointer, Body, BodyKind
+from overt.client.body import AttachmentPointer, Body, BodyKind, Gossip
 from overt.client.client import Client
 from overt.client.clock import Clock, SystemClock
 from overt.client.errors import (
@@ -26,20 +28,32 @@ from overt.client.errors import (
     Conflict,
     Forbidden,
     NotFound,
+    NotInLog,
+    PolicyUnavailable,
     ProfileStateError,
     ProfileTooNew,
     RateLimited,
     ServerRefused,
     ServerUnreachable,
+    SplitView,
     StaleDevices,
     StaleSerial,
     StoreError,
     TooLarge,
+    TransparencyUnavailable,
     Unauthenticated,
     UnknownAccount,
 )
 from overt.client.link import LinkApproval, LinkRequest
-from overt.client.model import Conversation, Direction, FailureReason, Message, Undecryptable
+from overt.client.model import (
+    Alarm,
+    AlarmKind,
+    Conversation,
+    Direction,
+    FailureReason,
+    Message,
+    Undecryptable,
+)
 from overt.client.transport import (
     AsgiTransport,
     HttpTransport,
@@ -51,6 +65,8 @@ from overt.client.transport import (
 
 __all__ = [
     "AccountExists",
+    "Alarm",
+    "AlarmKind",
     "AsgiTransport",
     "AttachmentPointer",
     "AttachmentRejected",
@@ -64,11 +80,14 @@ __all__ = [
     "Direction",
     "FailureReason",
     "Forbidden",
+    "Gossip",
     "HttpTransport",
     "LinkApproval",
     "LinkRequest",
     "Message",
     "NotFound",
+    "NotInLog",
+    "PolicyUnavailable",
     "ProfileStateError",
     "ProfileTooNew",
     "PushChannel",
@@ -77,11 +96,13 @@ __all__ = [
     "Response",
     "ServerRefused",
     "ServerUnreachable",
+    "SplitView",
     "StaleDevices",
     "StaleSerial",
     "StoreError",
     "SystemClock",
     "TooLarge",
+    "TransparencyUnavailable",
     "Transport",
     "Unauthenticated",
     "Undecryptable",

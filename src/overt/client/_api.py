@@ -230,3 +230,76 @@ def parse_sent(value: object) -> tuple[list[int], int]:
     what = "send answer"
     o = obj(value, what)
     return int_list(o, "ids", what), integer(o, "server_time", what)
+
+
+# ----------------------------------------------------------------------------- transparency
+
+
+def text(o: Mapping[str, object], name: str, what: str) -> str:
+    v = _field(o, name, what)
+    if not isinstance(v, str):
+        raise BadResponse(f"{what}: {name!r} is not a string")
+    return v
+
+
+def hash_list(value: object, what: str, max_items: int) -> list[bytes]:
+    """``{"proof": ["<b64 32 bytes>", …]}`` of the inclusion and consistency endpoints."""
+    o = obj(value, what)
+    items = array(o, "proof", what)
+    if len(items) > max_items:
+        raise BadResponse(f"{what}: more than {max_items} hashes")
+    out = [_b64(h, f"{what}: hash") for h in items]
+    if any(len(h) != 32 for h in out):
+        raise BadResponse(f"{what}: a hash is not 32 bytes")
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestView:
+    """``GET /v1/manifest``: the signed manifest in force and its log index."""
+
+    manifest: bytes = field(repr=False)
+    index: int
+
+
+def parse_manifest(value: object) -> ManifestView:
+    what = "manifest answer"
+    o = obj(value, what)
+    return ManifestView(binary(o, "manifest", what), integer(o, "index", what))
+
+
+def parse_entries(value: object, max_items: int) -> list[bytes]:
+    what = "log entries"
+    o = obj(value, what)
+    items = array(o, "entries", what)
+    if len(items) > max_items:
+        raise BadResponse(f"{what}: more than {max_items} entries")
+    return [_b64(e, f"{what}: entry") for e in items]
+
+
+@dataclass(frozen=True, slots=True)
+class KtView:
+    """``GET /v1/kt/{account}``: the account's latest key-directory entry, provably logged."""
+
+    vrf_proof: bytes = field(repr=False)
+    index: int
+    opening: bytes = field(repr=False)
+    signed_device_list: bytes = field(repr=False)
+    proof: bytes = field(repr=False)
+    """The C2SP tlog-proof bundle, as the bytes of its text."""
+
+
+def parse_kt(value: object) -> KtView:
+    what = "key-directory answer"
+    o = obj(value, what)
+    try:
+        proof = text(o, "proof", what).encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadResponse(f"{what}: 'proof' is not a C2SP tlog-proof") from None
+    return KtView(
+        binary(o, "vrf_proof", what),
+        integer(o, "index", what),
+        binary(o, "opening", what),
+        binary(o, "signed_device_list", what),
+        proof,
+    )

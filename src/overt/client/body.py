@@ -6,32 +6,47 @@ the sender sees it (the account the message is addressed to): a recipient checks
 itself, and the sender's own other devices, which receive a sync copy, learn from it which
 conversation the copy belongs to.
 
+A body may also carry **gossip**: the newest transparency-log checkpoint the sender verified
+(origin, size, root hash), so that the recipient can check that both were shown the same log
+(DESIGN §4; see docs/transparency.md, "What clients verify").
+
 Canonical encoding (:mod:`overt.wire.codec`)::
 
     struct { opaque blob_id<1..64>; opaque key[32]; uint64 size;
              opaque plaintext_sha256[32]; opaque ciphertext_sha256[32];
              opaque content_type<0..127>; opaque file_name<0..255>; } AttachmentPointer;
-    struct { uint8 version = 1; uint8 kind;            /* 1 text, 2 attachment */
+    struct { opaque origin<1..255>; uint64 size; opaque root_hash[32]; } Gossip;
+    struct { uint8 version;                         /* 1: no gossip, 2: with gossip */
+             uint8 kind;                            /* 1 text, 2 attachment */
              opaque peer<1..64>; opaque text<0..2^32-1>;   /* at most MAX_TEXT_BYTES */
-             AttachmentPointer attachment;          /* iff kind == attachment */ } Body;
+             AttachmentPointer attachment;          /* iff kind == attachment */
+             Gossip gossip;                         /* iff version == 2 */ } Body;
 
-Text, content type and file name are UTF-8. Decoding is strict (known version and kind, bounded
-lengths, valid UTF-8, no trailing bytes); :class:`overt.errors.DecodeError` is its only failure.
-This module never sees keys in use, sockets or storage.
+A body without gossip is written as version 1, exactly as before version 2 existed, so one body
+has one encoding and clients that predate gossip still read it; version 1 is always accepted.
+Text, content type, file name and origin are UTF-8 (the origin a valid checkpoint origin line).
+Decoding is strict (known version and kind, bounded lengths, valid UTF-8, no trailing bytes);
+:class:`overt.errors.DecodeError` is its only failure. This module never sees keys in use,
+sockets or storage.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Self
 
 from overt.client.limits import MAX_CONTENT_TYPE_BYTES, MAX_FILE_NAME_BYTES, MAX_TEXT_BYTES
 from overt.errors import DecodeError, LocalError
+from overt.transparency.checkpoint import MAX_ORIGIN_BYTES, Checkpoint
+from overt.transparency.merkle import HASH_LEN, MAX_TREE_SIZE
 from overt.wire import Reader, Writer
 from overt.wire.messages import MAX_ACCOUNT_ID_LEN
 
 BODY_VERSION = 1
+"""A body without gossip (the only version before gossip existed)."""
+BODY_VERSION_GOSSIP = 2
+"""A body with a :class:`Gossip` checkpoint."""
 POINTER_VERSION = 1
 ATTACHMENT_KEY_LEN = 32
 SHA256_LEN = 32
@@ -95,6 +110,49 @@ class AttachmentPointer:
 
 
 @dataclass(frozen=True, slots=True)
+class Gossip:
+    """A transparency-log checkpoint as one client tells another: origin, size, root hash.
+
+    Unsigned on purpose (small, and the recipient checks it against its own server with a
+    consistency proof); it is evidence of what the sender was shown, not of what the log signed.
+    """
+
+    origin: str
+    size: int
+    root_hash: bytes
+
+    def __post_init__(self) -> None:
+        try:
+            Checkpoint(self.origin, self.size, self.root_hash)
+        except LocalError as exc:
+            raise LocalError(f"not a checkpoint to gossip: {exc}") from None
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> Self:
+        return cls(checkpoint.origin, checkpoint.size, checkpoint.root_hash)
+
+    def checkpoint(self) -> Checkpoint:
+        """As an (unsigned) checkpoint body."""
+        return Checkpoint(self.origin, self.size, self.root_hash)
+
+    def write(self, w: Writer) -> None:
+        w.vec(self.origin.encode(), 1, MAX_ORIGIN_BYTES).u64(self.size)
+        w.fixed(self.root_hash, HASH_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        origin = _utf8(r.vec(1, "gossip origin", MAX_ORIGIN_BYTES, min_len=1), "gossip origin")
+        size = r.u64("gossip size")
+        root = r.fixed(HASH_LEN, "gossip root hash")
+        if size > MAX_TREE_SIZE:
+            raise DecodeError("Body: gossip tree size out of range")
+        try:
+            return cls(origin, size, root)
+        except LocalError:
+            raise DecodeError("Body: gossip is not a valid checkpoint") from None
+
+
+@dataclass(frozen=True, slots=True)
 class Body:
     """One message as the application sees it (see the module docstring)."""
 
@@ -102,6 +160,8 @@ class Body:
     peer: bytes
     text: str = field(default="", repr=False)
     attachment: AttachmentPointer | None = field(default=None, repr=False)
+    gossip: Gossip | None = None
+    """The sender's newest verified log checkpoint, when it follows a transparency log."""
 
     def __post_init__(self) -> None:
         if (self.kind is BodyKind.ATTACHMENT) != (self.attachment is not None):
@@ -119,19 +179,25 @@ class Body:
         text = self.text.encode()
         if len(text) > MAX_TEXT_BYTES:
             raise LocalError(f"message text is over {MAX_TEXT_BYTES} bytes; shorten it")
-        w = Writer().u8(BODY_VERSION).u8(self.kind)
+        version = BODY_VERSION if self.gossip is None else BODY_VERSION_GOSSIP
+        w = Writer().u8(version).u8(self.kind)
         try:
             w.vec(self.peer, 1, MAX_ACCOUNT_ID_LEN).vec(text, 4, MAX_TEXT_BYTES)
             if self.attachment is not None:
                 self.attachment.write(w)
+            if self.gossip is not None:
+                self.gossip.write(w)
         except ValueError as exc:  # a field over its bound
             raise LocalError(f"message does not fit its encoding: {exc}") from exc
         return w.getvalue()
 
+    def with_gossip(self, gossip: Gossip | None) -> Self:
+        return replace(self, gossip=gossip)
+
     @classmethod
     def decode(cls, data: bytes) -> Self:
         r = Reader(data, "Body")
-        r.version(BODY_VERSION)
+        version = r.version((BODY_VERSION, BODY_VERSION_GOSSIP))
         raw_kind = r.u8("kind")
         try:
             kind = BodyKind(raw_kind)
@@ -140,5 +206,6 @@ class Body:
         peer = r.vec(1, "peer", MAX_ACCOUNT_ID_LEN, min_len=1)
         text = _utf8(r.vec(4, "text", MAX_TEXT_BYTES), "text")
         pointer = AttachmentPointer.read(r) if kind is BodyKind.ATTACHMENT else None
+        gossip = Gossip.read(r) if version == BODY_VERSION_GOSSIP else None
         r.finish()
-        return cls(kind, peer, text, pointer)
+        return cls(kind, peer, text, pointer, gossip)

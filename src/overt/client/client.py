@@ -7,12 +7,20 @@ A :class:`Client` is one device of one account. It keeps its state in a profile 
 randomness from an injected :class:`~overt.crypto.Rng`.
 
 Trust. Every device list is checked against the account key that signs it; the first key seen
-for an account is pinned (trust on first use, until key transparency arrives), and a different
-key later is refused with :class:`~overt.errors.UntrustedIdentity` until the person compares
-safety numbers and accepts the new key (:meth:`Client.accept_new_identity`). A prekey bundle is
-used only if its identity keys are those of the device's entry in the verified list, and mail
-is shown only if the sending device is in its account's verified list with the keys its
-session was made with. The server therefore cannot add a device to anyone's conversation.
+for an account is pinned, and a different key later is refused with
+:class:`~overt.errors.UntrustedIdentity` until the person compares safety numbers and accepts
+the new key (:meth:`Client.accept_new_identity`). A prekey bundle is used only if its identity
+keys are those of the device's entry in the verified list, and mail is shown only if the
+sending device is in its account's verified list with the keys its session was made with. The
+server therefore cannot add a device to anyone's conversation.
+
+Key transparency (:mod:`overt.client.kt`). When the server publishes a deployment manifest,
+the client pins it on first contact and from then on uses a device list only once the server
+has proven it is the account's entry in the transparency log under a checkpoint the manifest's
+witnesses cosigned (:class:`~overt.client.errors.NotInLog` otherwise), keeps every checkpoint
+it sees consistent with the last, tells peers its newest checkpoint in every message (gossip)
+and checks theirs, and monitors the log for entries of its own account that none of its
+devices made. What it finds is recorded as an :class:`~overt.client.model.Alarm`.
 
 Sending encrypts one message to every device of the recipient and to this account's other
 devices (sync copies), persisting the advanced sessions *before* the request goes out: a
@@ -49,20 +57,25 @@ from overt.client.errors import (
     AttachmentRejected,
     BadResponse,
     NotFound,
+    NotInLog,
+    PolicyUnavailable,
     ProfileStateError,
     RateLimited,
     ServerRefused,
     ServerUnreachable,
     StaleDevices,
     StaleSerial,
+    TransparencyUnavailable,
     UnknownAccount,
 )
+from overt.client.kt import KeyTransparency, OwnAccount, Progress, device_list_hash
 from overt.client.limits import (
     BACKOFF_FACTOR,
     BACKOFF_INITIAL_S,
     BACKOFF_MAX_S,
     FETCH_PAGE_SIZE,
     KEM_ONE_TIME_PREKEY_BATCH,
+    LOG_CHECK_INTERVAL_S,
     MAX_ATTACHMENT_BYTES,
     MAX_CONTENT_TYPE_BYTES,
     MAX_FILE_NAME_BYTES,
@@ -73,8 +86,17 @@ from overt.client.limits import (
     SEEN_MAIL_RETENTION_MS,
 )
 from overt.client.link import LinkApproval, LinkRequest
-from overt.client.model import Conversation, FailureReason, Message, Undecryptable, name_of
+from overt.client.model import (
+    Alarm,
+    AlarmKind,
+    Conversation,
+    FailureReason,
+    Message,
+    Undecryptable,
+    name_of,
+)
 from overt.client.store import (
+    AlarmRecord,
     Contact,
     Direction,
     Failure,
@@ -84,7 +106,15 @@ from overt.client.store import (
     StoredMessage,
 )
 from overt.client.transport import PushChannel, RequestSigner, Response, Transport, error_of
-from overt.crypto import Rng, SystemRng, constant_time_eq, open_sealed, seal, sha256
+from overt.crypto import (
+    Ed25519PublicKey,
+    Rng,
+    SystemRng,
+    constant_time_eq,
+    open_sealed,
+    seal,
+    sha256,
+)
 from overt.errors import (
     DecodeError,
     DuplicateMessage,
@@ -93,6 +123,7 @@ from overt.errors import (
     LocalError,
     PolicyViolation,
     ProtocolViolation,
+    RemoteError,
     UnknownSession,
     UntrustedIdentity,
 )
@@ -111,6 +142,7 @@ from overt.protocol.device import PrekeyStock
 from overt.protocol.limits import MAX_ONE_TIME_PREKEYS
 from overt.protocol.session import decrypt as decrypt_envelope
 from overt.protocol.session import start as start_session
+from overt.transparency.manifest import NoAccess, describe_policy
 from overt.wire import (
     MESSAGE_ID_LEN,
     Address,
@@ -177,12 +209,15 @@ class Client:
         clock: Clock,
         rng: Rng,
         policy: EscrowPolicy | None = None,
+        provider_key: Ed25519PublicKey | None = None,
     ) -> None:
         self._store = store
         self._transport = transport
         self._clock = clock
         self._rng = rng
         self._policy = policy
+        self._kt = KeyTransparency(store, transport, clock, provider_key)
+        self._last_log_check_ms: int | None = None
         self._profile: Profile | None = store.profile()
         self._signer: RequestSigner | None = None
         self._send_lock = asyncio.Lock()
@@ -201,18 +236,29 @@ class Client:
         clock: Clock | None = None,
         rng: Rng | None = None,
         policy: EscrowPolicy | None = None,
+        provider_key: Ed25519PublicKey | None = None,
     ) -> Client:
         """Open the profile in ``profile_dir`` (created if needed).
 
         ``transport`` stays the caller's: :meth:`close` does not close it, so one transport
-        can serve several clients. ``policy`` is the deployment's access policy (``None``:
-        plain end-to-end encryption).
+        can serve several clients. The access policy in force comes from the deployment
+        manifest; ``policy``, if given, overrides it (tests, or an escrow deployment's epoch
+        key until the log publishes it). ``provider_key`` is the provider's Ed25519 key if
+        known out of band: the manifest must then be signed by it (instead of being trusted on
+        first use), and a server without a manifest is refused.
         """
         clock = clock or SystemClock()
         store = Store.open(profile_dir)
         try:
             store.forget_seen_mail(clock.now_ms() - SEEN_MAIL_RETENTION_MS)
-            return cls(store, transport, clock=clock, rng=rng or SystemRng(), policy=policy)
+            return cls(
+                store,
+                transport,
+                clock=clock,
+                rng=rng or SystemRng(),
+                policy=policy,
+                provider_key=provider_key,
+            )
         except BaseException:
             store.close()
             raise
@@ -325,6 +371,7 @@ class Client:
         ai = p.account_identity
         if ai is None:  # pragma: no cover - a registering profile always holds the key
             raise ProfileStateError("this profile lost its account key; start a new profile")
+        await self._kt.manifest()  # first contact: pin the deployment's manifest
         signed = ai.sign_device_list(1, [p.device.entry()])
         payload = {
             "account": b64e(account),
@@ -344,6 +391,7 @@ class Client:
         except ServerRefused:
             self._abandon_registration()
             raise
+        self._remember_own_list(signed)
         self._store.save_contact(Contact(account, ai.public_key.raw, signed, now), now)
         self._store.update_profile(state=ProfileState.ACTIVE)
         self._set_profile(replace(p, state=ProfileState.ACTIVE))
@@ -363,6 +411,7 @@ class Client:
         account = _check_name(name)
         p = self._profile
         if p is None:
+            await self._kt.manifest()  # first contact: pin the deployment's manifest
             ident = DeviceIdentity.generate(Address(account, _UNASSIGNED_DEVICE), self._rng)
             p = Profile(account, ProfileState.LINKING, None, ident, PrekeyStock())
             self._store.create_profile(p, self._clock.now_ms())
@@ -422,7 +471,8 @@ class Client:
                     )
                 except StaleSerial:
                     continue
-                self._accept_device_list(p.account, signed)
+                self._remember_own_list(signed)
+                await self._accept_device_list(p.account, signed)
                 log.info("linked device %d to %s", new_id, p.device.address)
                 return LinkApproval(new_id, signed)
         raise StaleSerial(
@@ -469,6 +519,7 @@ class Client:
             self._set_profile(p)
         elif p.device.address.device != appr.device:
             raise ProtocolViolation("the link approval is for another device id")
+        self._remember_own_list(signed)
         self._store.save_contact(Contact(p.account, dl.account_key, signed, now), now)
         await self._request("PUT", "/v1/devices/self/prekeys", json=_public_prekeys(p.prekeys))
         self._store.update_profile(state=ProfileState.ACTIVE)
@@ -510,16 +561,40 @@ class Client:
         return view
 
     async def _contact(self, account: bytes, *, refresh: bool = False) -> Contact:
-        """The verified contact for ``account`` (fetched and pinned on first use)."""
+        """The verified contact for ``account`` (fetched and pinned on first use; fetched again
+        if its stored list still lacks the log proof that key transparency requires)."""
+        await self._kt.manifest()  # a profile from before the server's log pins it now
         if not refresh:
             known = self._store.contact(account)
-            if known is not None:
+            if known is not None and not self._needs_log_proof(known):
                 return known
         view = await self._fetch_account(account)
-        return self._accept_device_list(account, view.signed_device_list)
+        return await self._accept_device_list(account, view.signed_device_list)
 
-    def _accept_device_list(self, account: bytes, data: bytes | SignedDeviceList) -> Contact:
-        """Check a device list from the server against the pinned key; store it if newer."""
+    def _needs_log_proof(self, contact: Contact) -> bool:
+        """Whether ``contact``'s list must still be proven to be in the log before use: the
+        pinned manifest names a key directory, and the list was neither proven nor made or
+        accepted here."""
+        if contact.log_index is not None or not self._kt.enforced():
+            return False
+        return not self._own_known(contact.account, contact.signed_device_list)
+
+    def _own_known(self, account: bytes, signed: SignedDeviceList) -> bool:
+        """Whether ``signed`` is a list of this account that this device signed or accepted."""
+        p = self._profile
+        if p is None or account != p.account:
+            return False
+        return device_list_hash(signed) in self._store.own_lists()
+
+    def _remember_own_list(self, signed: SignedDeviceList) -> None:
+        dl = signed.device_list
+        self._store.remember_own_list(
+            device_list_hash(signed), dl.serial, dl.account_key, self._clock.now_ms()
+        )
+
+    def _verified_list(self, account: bytes, data: bytes | SignedDeviceList) -> SignedDeviceList:
+        """Decode ``data`` and check it is ``account``'s, under the pinned key, validly
+        signed."""
         who = name_of(account)
         try:
             signed = data if isinstance(data, SignedDeviceList) else SignedDeviceList.decode(data)
@@ -542,21 +617,46 @@ class Client:
                 f"the device list the server gave for {who!r} is not signed by its account key; "
                 "not trusting it (if this persists, the server is misbehaving)"
             ) from None
+        return signed
+
+    async def _accept_device_list(self, account: bytes, data: bytes | SignedDeviceList) -> Contact:
+        """Check a device list from the server against the pinned key and, when the server
+        keeps a transparency log, against the log; store it if newer."""
+        who = name_of(account)
+        signed = self._verified_list(account, data)
+        known = self._store.contact(account)
+        same = known is not None and signed.encode() == known.signed_device_list.encode()
+        if known is not None and (same or signed.device_list.serial < known.serial):
+            if signed.device_list.serial < known.serial:
+                log.warning("ignored an older device list for an account (serial %d < %d)",
+                            signed.device_list.serial, known.serial)  # fmt: skip
+            if not self._needs_log_proof(known):
+                return known
+            signed = known.signed_device_list  # prove the list in use instead
+        log_index: int | None = None
+        if await self._kt.directory() is not None and not self._own_known(account, signed):
+            listing = await self._kt.listing(account, signed, who)
+            if listing.signed.encode() != signed.encode():
+                signed = self._verified_list(account, listing.signed)  # a newer logged list
+            log_index = listing.index
+        dl = signed.device_list
         now = self._clock.now_ms()
+        known = self._store.contact(account)  # the lookup awaited: read it again
         if known is not None:
             if dl.serial < known.serial:
-                log.warning("ignored an older device list for an account (serial %d < %d)",
-                            dl.serial, known.serial)  # fmt: skip
                 return known
-            if dl.serial == known.serial:
-                if signed.encode() != known.signed_device_list.encode():
-                    raise ProtocolViolation(
-                        f"the server gave two different device lists of {who!r} with the same "
-                        "serial; not trusting either (the server may be misbehaving)"
-                    )
-                return known
-        contact = Contact(account, dl.account_key, signed, known.first_seen_ms if known else now)
+            if dl.serial == known.serial and signed.encode() != known.signed_device_list.encode():
+                raise ProtocolViolation(
+                    f"the server gave two different device lists of {who!r} with the same "
+                    "serial; not trusting either (the server may be misbehaving)"
+                )
+        contact = Contact(
+            account, dl.account_key, signed, known.first_seen_ms if known else now, log_index
+        )
         self._store.save_contact(contact, now, self._stale_sessions(contact))
+        p = self._profile
+        if p is not None and account == p.account:
+            self._remember_own_list(signed)  # accepted for this account
         return contact
 
     def _stale_sessions(self, contact: Contact) -> list[Address]:
@@ -601,14 +701,22 @@ class Client:
         them = await self._contact(other)
         return safety_number(p.account, own.account_key, other, them.account_key)
 
-    async def _offered(self, account: bytes) -> tuple[SignedDeviceList, str]:
+    async def _offered(self, account: bytes) -> tuple[SignedDeviceList, str, int | None]:
+        """The list the server now offers for ``account`` (proven to be in the log when there
+        is one, with its index), and the safety number over its key."""
         p = self._active()
         view = await self._fetch_account(account)
+        log_index: int | None = None
         try:
             signed = SignedDeviceList.decode(view.signed_device_list)
             if signed.device_list.account != account:
                 raise BadResponse("the server gave another account's device list")
             verify_device_list(signed)
+            if await self._kt.directory() is not None:
+                listing = await self._kt.listing(account, signed, name_of(account))
+                signed = listing.signed
+                log_index = listing.index
+                verify_device_list(signed)
         except (DecodeError, InvalidMessage) as exc:
             raise ProtocolViolation(
                 f"the device list the server gives for {name_of(account)!r} is not validly "
@@ -616,7 +724,7 @@ class Client:
             ) from exc
         own = await self._contact(p.account)
         number = safety_number(p.account, own.account_key, account, signed.device_list.account_key)
-        return signed, number
+        return signed, number, log_index
 
     async def offered_safety_number(self, peer: str) -> str:
         """The safety number with the key the server *now* offers for ``peer`` (not pinned):
@@ -633,7 +741,7 @@ class Client:
             raise ProfileStateError(
                 "this device cannot accept a new key for its own account; link it again"
             )
-        signed, number = await self._offered(account)
+        signed, number, log_index = await self._offered(account)
         if not constant_time_eq(number.encode(), safety_number.encode()):
             raise ProtocolViolation(
                 f"the safety number does not match the key now offered for {peer!r}; compare "
@@ -642,7 +750,7 @@ class Client:
         known = self._store.contact(account)
         now = self._clock.now_ms()
         contact = Contact(account, signed.device_list.account_key, signed,
-                          known.first_seen_ms if known else now)  # fmt: skip
+                          known.first_seen_ms if known else now, log_index)  # fmt: skip
         self._store.save_contact(contact, now, self._store.session_addresses(account))
         log.info("accepted a new account key for a contact")
 
@@ -714,6 +822,8 @@ class Client:
 
     async def _send_body(self, body: Body) -> Message:
         p = self._active()
+        self._access_policy()  # refuse before anything goes out if the policy cannot be met
+        body = body.with_gossip(self._kt.gossip())
         peer = body.peer
         body_bytes = body.encode()
         cid = direct_conversation_id(p.account, peer)
@@ -736,7 +846,7 @@ class Client:
                         )
                     except StaleDevices as exc:
                         last = exc
-                        self._apply_stale(exc)
+                        await self._apply_stale(exc)
                         continue
                     server_time = _api.parse_sent(answer.json())[1]
                 stored = StoredMessage(
@@ -799,7 +909,7 @@ class Client:
                 return
             raise
         view = _api.parse_bundles(answer.json())
-        contact = self._accept_device_list(account, view.signed_device_list)
+        contact = await self._accept_device_list(account, view.signed_device_list)
         for raw in view.bundles:
             try:
                 bundle = PreKeyBundle.decode(raw)
@@ -847,7 +957,7 @@ class Client:
                 records[t] = start_session(rec, p.device, bundle, self._rng, entry)
             else:
                 return None
-        dev = Device(p.device, self._rng, self._policy, p.prekeys)
+        dev = Device(p.device, self._rng, self._access_policy(), p.prekeys)
         dev.sessions = records
         out, envelopes = dev.encrypt_fanout(
             targets, body, now_ms=sent_ms, conversation_id=cid, message_id=message_id
@@ -855,13 +965,13 @@ class Client:
         self._store.save_sessions({t: dev.sessions[t] for t in targets}, self._clock.now_ms())
         return out.franking_key, envelopes
 
-    def _apply_stale(self, exc: StaleDevices) -> None:
+    async def _apply_stale(self, exc: StaleDevices) -> None:
         try:
             stale = _api.parse_stale(exc.details)
         except BadResponse as bad:
             raise bad from exc
         for entry in stale:
-            self._accept_device_list(entry.account, entry.signed_device_list)
+            await self._accept_device_list(entry.account, entry.signed_device_list)
 
     # ------------------------------------------------------------------ receiving
 
@@ -901,7 +1011,25 @@ class Client:
                 raise
             # What was stored is returned; unacknowledged mail comes again and is recognised.
             log.info("sync ended early: the server stopped answering")
+            return shown
+        await self._monitor_if_due()
         return shown
+
+    async def _monitor_if_due(self) -> None:
+        """:meth:`check_log` when the last one is :data:`LOG_CHECK_INTERVAL_S` old (what it
+        finds is recorded as alarms; a failure is logged and tried again next time)."""
+        state = self._store.monitor()
+        # The last attempt (this process) or success (any process on this profile).
+        last = max(self._last_log_check_ms or 0, 0 if state is None else state.checked_ms)
+        if last and self._clock.now_ms() - last < LOG_CHECK_INTERVAL_S * 1000:
+            return
+        try:
+            if await self._kt.manifest() is None:
+                return
+            await self.check_log()
+        except RemoteError as exc:
+            log.warning("monitoring the transparency log failed (%s); will retry",
+                        type(exc).__name__)  # fmt: skip
 
     async def receive(self) -> list[Message]:
         """The same as :meth:`sync`."""
@@ -930,6 +1058,7 @@ class Client:
                             message = await self._ws_next(channel)
                             if message is not None:
                                 yield message
+                            await self._monitor_if_due()
                 else:
                     for message in await self.sync():
                         yield message
@@ -1001,6 +1130,10 @@ class Client:
             return fail(FailureReason.MISMATCH)
         try:
             entry = await self._sender_entry(env)
+        except TransparencyUnavailable:
+            raise  # the server's fault, not the mail's: it stays in the mailbox
+        except NotInLog:
+            return fail(FailureReason.NOT_IN_LOG)
         except UntrustedIdentity:
             return fail(FailureReason.UNTRUSTED_IDENTITY)
         except (UnknownAccount, ProtocolViolation):
@@ -1012,11 +1145,12 @@ class Client:
             return None, False
         p = self._active()
 
+        policy = self._access_policy()
         # Stage, then commit: no await from here on, and nothing is stored before
         # commit_received.
         try:
             received, record = decrypt_envelope(
-                self._store.session(env.sender), p.device, p.prekeys, env, self._rng, self._policy
+                self._store.session(env.sender), p.device, p.prekeys, env, self._rng, policy
             )
         except DuplicateMessage:
             self._store.commit_received(mail_id=mail.id, now_ms=now)
@@ -1077,7 +1211,21 @@ class Client:
         if not inserted:
             log.info("mail %d from %s repeated a message already shown", mail.id, mail.sender)
             return None, prekeys is not None
+        if body.gossip is not None:
+            await self._check_gossip(body)
         return self._message(stored), prekeys is not None
+
+    async def _check_gossip(self, body: Body) -> None:
+        """Check the checkpoint a peer gossiped (after its message is stored: a failure here
+        never costs the message). Kept for later if the server cannot be asked now."""
+        if body.gossip is None:
+            return
+        try:
+            await self._kt.receive_gossip(body.gossip)
+        except (ServerUnreachable, RateLimited):
+            log.info("a gossiped checkpoint waits until the server answers")
+        except RemoteError as exc:
+            log.warning("a gossiped checkpoint could not be checked (%s)", type(exc).__name__)
 
     async def _sender_entry(self, env: Envelope) -> DeviceEntry | None:
         """The sending device's entry in its account's verified list (refreshed once if the
@@ -1121,6 +1269,59 @@ class Client:
         )
         log.info("uploaded %d + %d one-time prekeys", len(new_otk), len(new_kem))
         return True
+
+    # ------------------------------------------------------------------ transparency
+
+    async def policy_description(self) -> str:
+        """The one line to show about exceptional access, from the pinned deployment manifest
+        (e.g. ``"exceptional access: 3 of 5 custodians, notice within 180 days"``)."""
+        manifest = await self._kt.manifest()
+        if manifest is None:
+            return "unknown: this server publishes no deployment manifest"
+        return describe_policy(manifest)
+
+    def _access_policy(self) -> EscrowPolicy | None:
+        """The access policy in force: the override given to :meth:`open`, else the pinned
+        manifest's (``none`` → None)."""
+        if self._policy is not None:
+            return self._policy
+        manifest = self._kt.pinned()
+        if manifest is None or isinstance(manifest.access, NoAccess):
+            return None
+        raise PolicyUnavailable(
+            f"the deployment's manifest sets exceptional access ({describe_policy(manifest)}), "
+            "which needs the current escrow-epoch key, and this client has none; open the "
+            "profile with that policy (Client.open(..., policy=...))"
+        )
+
+    async def check_log(self, *, progress: Progress | None = None) -> list[Alarm]:
+        """Monitor this account in the transparency log now: read the log from where this
+        device stopped to the latest cosigned checkpoint, check the entries are exactly its
+        leaves, and check every entry of this account is a device list one of its devices
+        signed or accepted (and every new manifest a valid successor). Also checks the
+        checkpoints peers gossiped that are still waiting. Returns the new alarms (also in
+        :meth:`alarms`). :meth:`sync` does this by itself every
+        :data:`LOG_CHECK_INTERVAL_S` seconds. ``progress(done, total)`` is called per page."""
+        p = self._active()
+        self._last_log_check_ms = self._clock.now_ms()
+        own = await self._contact(p.account)
+
+        async def refresh() -> object:
+            return await self._contact(p.account, refresh=True)
+
+        me = OwnAccount(p.account, own.account_key, p.account_identity is not None, refresh)
+        ids = await self._kt.check_log(me, progress)
+        await self._kt.check_pending_gossip()
+        return [a for a in self.alarms() if a.id in set(ids)]
+
+    def alarms(self, *, include_acknowledged: bool = False) -> list[Alarm]:
+        """What the transparency checks found (unacknowledged only, unless asked), oldest
+        first. Local: no network."""
+        return [_alarm(r) for r in self._store.alarms(include_acknowledged=include_acknowledged)]
+
+    def acknowledge_alarms(self, ids: Sequence[int] | None = None) -> int:
+        """Mark alarms as seen by a person (all of them if ``ids`` is None); how many were."""
+        return self._store.acknowledge_alarms(ids, self._clock.now_ms())
 
     # ------------------------------------------------------------------ reading
 
@@ -1169,6 +1370,15 @@ async def _push_frame(channel: PushChannel, what: str) -> Mapping[str, object]:
     if frame.get("type") == "error":
         raise error_of(None, dict(frame))
     return frame
+
+
+def _alarm(r: AlarmRecord) -> Alarm:
+    try:
+        kind = AlarmKind(r.kind)
+    except ValueError:
+        kind = AlarmKind.INVALID_LOG  # written by a newer client: shown, not dropped
+    return Alarm(r.id, kind, r.entry_index, r.detected_ms, r.detail, r.ours, r.theirs,
+                 r.acknowledged_ms)  # fmt: skip
 
 
 def _entry_fits(entry: DeviceEntry | None, env: Envelope) -> bool:

@@ -7,7 +7,9 @@ Every message says what went wrong and what to do. Where each class hangs::
     │   ├── StoreError                the local database failed (disk full, permissions,
     │   │                             a corrupt file)                                  (500)
     │   ├── ConfigurationError
-    │   │   └── ProfileTooNew         the profile was written by a newer client       (500)
+    │   │   ├── ProfileTooNew         the profile was written by a newer client       (500)
+    │   │   └── PolicyUnavailable     the manifest's access policy needs keys this
+    │   │                             client does not have (escrow epoch key)         (500)
     │   └── ProfileStateError         the call does not fit this profile's state: no account
     │                                 yet, already registered, no account key here     (500)
     └── RemoteError
@@ -29,7 +31,14 @@ Every message says what went wrong and what to do. Where each class hangs::
         ├── InvalidMessage
         │   └── AttachmentRejected    a downloaded attachment is not what was sent
         └── ProtocolViolation
-            └── UntrustedIdentity     (from overt.errors) a peer's account key changed
+            ├── UntrustedIdentity     (from overt.errors) a peer's account key changed
+            │   └── NotInLog          a device list the server gave is not provably in the
+            │       │                 transparency log: the peer is refused            (409)
+            │       └── SplitView     the log's checkpoints do not extend each other (a fork,
+            │                         or a server that refuses to prove they do); an alarm is
+            │                         recorded                                         (409)
+            └── TransparencyUnavailable  the server stopped publishing the manifest or log
+                                      this profile follows                             (502)
 
 Foreign exceptions (``httpx``, ``websockets``, ``sqlite3``) are mapped where they occur, with
 ``raise ... from``. No message carries a body, a key or a ciphertext.
@@ -44,7 +53,9 @@ from overt.errors import (
     DecodeError,
     InvalidMessage,
     LocalError,
+    ProtocolViolation,
     RemoteError,
+    UntrustedIdentity,
 )
 
 
@@ -152,6 +163,31 @@ class AttachmentRejected(InvalidMessage):
         )
 
 
+class NotInLog(UntrustedIdentity):
+    """The server could not prove that a device list is in the transparency log: no
+    key-directory entry for it under a checkpoint the witnesses cosigned, or a proof that does
+    not verify. Nothing is encrypted to, or shown from, devices of that list."""
+
+
+class SplitView(NotInLog):
+    """Two checkpoints of the log cannot both be true: a checkpoint the server shows does not
+    extend the one this device saw before (or one a peer saw), or the server will not prove
+    that it does. The server may be showing different people different logs; an alarm with
+    both checkpoints is recorded (:meth:`overt.client.Client.alarms`)."""
+
+
+class TransparencyUnavailable(ProtocolViolation):
+    """The server does not publish the deployment manifest or the transparency log that this
+    profile follows (or that the caller required with a provider key)."""
+
+    status_hint = 502
+
+
+class PolicyUnavailable(ConfigurationError):
+    """The manifest's access policy needs what this client does not have (escrow: the
+    epoch key); pass the policy to :meth:`overt.client.Client.open`."""
+
+
 #: ``error`` codes of docs/api.md and the class each maps to; unknown codes fall back on the
 #: class of their status, then on :class:`ServerRefused`.
 BY_CODE: Mapping[str, type[ServerRefused]] = {
@@ -196,15 +232,19 @@ __all__ = [
     "Conflict",
     "Forbidden",
     "NotFound",
+    "NotInLog",
+    "PolicyUnavailable",
     "ProfileStateError",
     "ProfileTooNew",
     "RateLimited",
     "ServerRefused",
     "ServerUnreachable",
+    "SplitView",
     "StaleDevices",
     "StaleSerial",
     "StoreError",
     "TooLarge",
+    "TransparencyUnavailable",
     "Unauthenticated",
     "UnknownAccount",
 ]

@@ -53,3 +53,26 @@ BACKOFF_MAX_S: Final = 60.0
 
 #: Interval of :meth:`Client.listen` when the transport has no push channel (in-process).
 POLL_INTERVAL_S: Final = 1.0
+
+#: How often :meth:`Client.sync` runs :meth:`Client.check_log` (monitoring this account in the
+#: transparency log) by itself, at most; :meth:`Client.check_log` itself runs whenever called.
+LOG_CHECK_INTERVAL_S: Final = 600
+
+#: Attempts of one key-directory lookup (``GET /v1/kt/{account}``) while the server answers
+#: 404 or an older list than the one offered: a new entry is public only once a checkpoint
+#: covers it (the server signs one about every second, then the witnesses cosign it).
+KT_LOOKUP_ATTEMPTS: Final = 6
+
+#: Pause between those attempts, in seconds.
+KT_LOOKUP_RETRY_S: Final = 1.0
+
+#: Entries asked for per ``GET /v1/log/entries`` page (the server's page bound).
+LOG_ENTRIES_PAGE: Final = 1000
+
+#: Gossiped checkpoints from peers kept until they can be checked (the server unreachable);
+#: beyond this, the oldest are dropped.
+MAX_PENDING_GOSSIP: Final = 256
+
+#: How long a peer's checkpoint may be ahead of every checkpoint the server shows this device
+#: before that is a split-view alarm (server nodes publish checkpoints a round apart).
+GOSSIP_AHEAD_GRACE_S: Final = 120

@@ -12,7 +12,15 @@ from enum import StrEnum
 from overt.client.body import AttachmentPointer
 from overt.client.store import Direction
 
-__all__ = ["Conversation", "Direction", "FailureReason", "Message", "Undecryptable"]
+__all__ = [
+    "Alarm",
+    "AlarmKind",
+    "Conversation",
+    "Direction",
+    "FailureReason",
+    "Message",
+    "Undecryptable",
+]
 
 
 def name_of(account: bytes) -> str:
@@ -72,6 +80,8 @@ class FailureReason(StrEnum):
     PROTOCOL = "protocol"
     #: The sender account's key differs from the pinned one.
     UNTRUSTED_IDENTITY = "untrusted_identity"
+    #: The sender's device list is not provably in the transparency log (or the log forked).
+    NOT_IN_LOG = "not_in_log"
     #: The sending device is not in its account's signed device list, or not with these keys.
     UNKNOWN_DEVICE = "unknown_device"
     #: Decrypted, but the body is not one this client understands (e.g. from a newer client).
@@ -88,3 +98,43 @@ class Undecryptable:
     server_time_ms: int
     reason: FailureReason
     recorded_at_ms: int
+
+
+class AlarmKind(StrEnum):
+    """What the transparency checks found. Each is evidence that the server (or a key of this
+    account) did something its users did not ask for."""
+
+    #: The log has a key-directory entry for this account with an account key that this
+    #: account never had: the server is offering someone else's key as this account's.
+    UNKNOWN_ACCOUNT_KEY = "unknown_account_key"
+    #: The log has a device list for this account that no device of it signed or accepted:
+    #: a device this person did not add (or the account key is in someone else's hands).
+    UNKNOWN_DEVICE_LIST = "unknown_device_list"
+    #: Two checkpoints of the log that cannot both be true (this device's and the server's,
+    #: or this device's and a peer's gossip), or a server that refuses to prove they can.
+    SPLIT_VIEW = "split_view"
+    #: The log's own content does not verify: entries that do not hash to its signed root, an
+    #: entry that does not decode, a manifest that is not a valid successor of the last.
+    INVALID_LOG = "invalid_log"
+
+
+@dataclass(frozen=True, slots=True)
+class Alarm:
+    """One thing the transparency checks found, kept until a person acknowledges it."""
+
+    id: int
+    kind: AlarmKind
+    #: The log entry concerned, when there is one.
+    entry_index: int | None
+    detected_at_ms: int
+    #: What happened and what to do, in words.
+    detail: str
+    #: The checkpoint this device held (a signed note's text), as evidence.
+    ours: str | None = field(repr=False)
+    #: The other checkpoint (the server's signed note, or a peer's gossip), as evidence.
+    theirs: str | None = field(repr=False)
+    acknowledged_at_ms: int | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.acknowledged_at_ms is not None

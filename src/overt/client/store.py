@@ -8,8 +8,8 @@ columns — never pickle):
   (:func:`overt.protocol.device.encode_identity`) and the prekey stock
   (:meth:`PrekeyStock.encode`);
 * ``sessions`` — one :class:`SessionRecord` per peer device address;
-* ``contacts`` — per account (this one included): the account key pinned when first seen (trust
-  on first use, until key transparency) and the last verified signed device list;
+* ``contacts`` — per account (this one included): the account key pinned when first seen and
+  the last verified signed device list;
 * ``conversations`` and ``messages`` — what the person sees: message id unique per
   (conversation, sender account), so a message is stored — and shown — once; with the exact
   body bytes, the franking key and the server's reporting tag kept for abuse reports;
@@ -18,6 +18,12 @@ columns — never pickle):
   lost acknowledgement is acknowledged without being processed twice. (A set of ids rather
   than a ``last_acked`` high-water mark: with several server nodes on PostgreSQL, ids can
   become visible out of order, and a high-water mark would then skip mail.)
+* key transparency (migration 2): ``kt_manifest`` (the pinned signed manifest and its log
+  index), ``kt_checkpoint`` (the newest verified checkpoint, a signed note), ``kt_monitor``
+  (how far this device read the log: size, the tree's right edge, this account's label),
+  ``kt_own_lists`` (every device list of this account it signed or accepted), ``alarms``
+  and ``kt_pending_gossip``; ``contacts.log_index`` says where a contact's list was proven
+  to be in the log.
 
 **Atomicity.** Each write method is one ``BEGIN IMMEDIATE`` transaction; a received message
 is committed by :meth:`Store.commit_received` — new session record, the stock without the
@@ -131,6 +137,63 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX seen_mail_by_time ON seen_mail (seen_ms)",
     ),
+    (
+        # Key transparency (docs/transparency.md, "What clients verify").
+        # The log index at which a contact's stored list was proven to be in the log (NULL:
+        # trusted on first use, or signed by this device).
+        "ALTER TABLE contacts ADD COLUMN log_index INTEGER",
+        # The deployment manifest this profile follows: the first one seen (or the one whose
+        # key the caller gave), then each successor proven to be in the log.
+        """CREATE TABLE kt_manifest (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            manifest BLOB NOT NULL,
+            log_index INTEGER NOT NULL,
+            pinned_ms INTEGER NOT NULL
+        )""",
+        # The newest checkpoint this device verified (log signature, witness quorum) and
+        # connected to the one before by a consistency proof.
+        """CREATE TABLE kt_checkpoint (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL,
+            note BLOB NOT NULL,
+            updated_ms INTEGER NOT NULL
+        )""",
+        # Monitoring: how far the log was read and verified, the right edge of the tree there
+        # (a CompactRange: one 32-byte hash per set bit of size), this account's label.
+        """CREATE TABLE kt_monitor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL,
+            frontier BLOB NOT NULL,
+            own_label BLOB,
+            checked_ms INTEGER NOT NULL
+        )""",
+        # Every device list this device signed or accepted for its own account.
+        """CREATE TABLE kt_own_lists (
+            list_hash BLOB PRIMARY KEY,
+            serial INTEGER NOT NULL,
+            account_key BLOB NOT NULL,
+            recorded_ms INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind TEXT NOT NULL,
+            entry_index INTEGER,
+            detail TEXT NOT NULL,
+            ours TEXT,
+            theirs TEXT,
+            fingerprint BLOB NOT NULL UNIQUE,
+            detected_ms INTEGER NOT NULL,
+            acknowledged_ms INTEGER
+        )""",
+        # Checkpoints peers gossiped that could not be checked yet (server unreachable).
+        """CREATE TABLE kt_pending_gossip (
+            origin TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            root_hash BLOB NOT NULL,
+            received_ms INTEGER NOT NULL,
+            PRIMARY KEY (origin, size, root_hash)
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -173,6 +236,8 @@ class Contact:
     account_key: bytes
     signed_device_list: SignedDeviceList = field(repr=False)
     first_seen_ms: int
+    log_index: int | None = None
+    """Where this list was proven to be in the transparency log (None: not proven)."""
 
     @property
     def device_list(self) -> DeviceList:
@@ -208,6 +273,52 @@ class StoredMessage:
     server_time_ms: int | None
     reporting_tag: bytes | None = field(repr=False)
     franking_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorState:
+    """How far this device read and verified the log (``kt_monitor``)."""
+
+    size: int
+    frontier: tuple[bytes, ...] = field(repr=False)
+    own_label: bytes | None = field(repr=False)
+    checked_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmRecord:
+    """One row of ``alarms``."""
+
+    id: int
+    kind: str
+    entry_index: int | None
+    detail: str
+    ours: str | None = field(repr=False)
+    theirs: str | None = field(repr=False)
+    detected_ms: int
+    acknowledged_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAlarm:
+    """An alarm to record; ``fingerprint`` makes the same finding count once."""
+
+    kind: str
+    entry_index: int | None
+    detail: str
+    ours: str | None = field(repr=False)
+    theirs: str | None = field(repr=False)
+    fingerprint: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PendingGossip:
+    """A checkpoint a peer gossiped, not yet checked (``kt_pending_gossip``)."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    received_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +386,14 @@ def _i(v: object) -> int:
 
 def _oi(v: object) -> int | None:
     return None if v is None else _i(v)
+
+
+def _os(v: object) -> str | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise StoreError("the local database holds a value of the wrong type; it is damaged")
+    return v
 
 
 class Store:
@@ -413,9 +532,11 @@ class Store:
             db.execute(f"UPDATE profile SET {', '.join(sets)} WHERE id = 1", args)  # noqa: S608
 
     def delete_profile(self) -> None:
-        """Forget this device's keys, sessions and contacts (an abandoned registration)."""
+        """Forget this device's keys, sessions, contacts and what it knew of its own account
+        (an abandoned registration). The pinned manifest and checkpoint stay: they are the
+        server's, not the account's."""
         with _guard("reset the profile"), self._tx() as db:
-            for table in ("profile", "sessions", "contacts"):
+            for table in ("profile", "sessions", "contacts", "kt_own_lists", "kt_monitor"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608
 
     # -- sessions -------------------------------------------------------------------------
@@ -458,7 +579,8 @@ class Store:
     def contact(self, account: bytes) -> Contact | None:
         with _guard("read a contact"):
             row = self._db.execute(
-                "SELECT account_key, device_list, first_seen_ms FROM contacts WHERE account = ?",
+                "SELECT account_key, device_list, first_seen_ms, log_index FROM contacts "
+                "WHERE account = ?",
                 (account,),
             ).fetchone()
         if row is None:
@@ -467,7 +589,7 @@ class Store:
             signed = SignedDeviceList.decode(_b(row[1]))
         except DecodeError as exc:
             raise StoreError(f"a contact in {self.path} does not decode; it is damaged") from exc
-        return Contact(account, _b(row[0]), signed, _i(row[2]))
+        return Contact(account, _b(row[0]), signed, _i(row[2]), _oi(row[3]))
 
     def save_contact(
         self, contact: Contact, now_ms: int, drop_sessions: Iterable[Address] = ()
@@ -477,18 +599,165 @@ class Store:
         with _guard("store a contact"), self._tx() as db:
             db.execute(
                 "INSERT INTO contacts (account, account_key, device_list, serial, "
-                "first_seen_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) "
+                "first_seen_ms, updated_ms, log_index) VALUES (?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (account) DO UPDATE SET account_key = excluded.account_key, "
                 "device_list = excluded.device_list, serial = excluded.serial, "
-                "updated_ms = excluded.updated_ms",
+                "updated_ms = excluded.updated_ms, log_index = excluded.log_index",
                 (contact.account, contact.account_key, contact.signed_device_list.encode(),
-                 contact.serial, contact.first_seen_ms, now_ms),
+                 contact.serial, contact.first_seen_ms, now_ms, contact.log_index),
             )  # fmt: skip
             for addr in drop_sessions:
                 db.execute(
                     "DELETE FROM sessions WHERE account = ? AND device = ?",
                     (addr.account, addr.device),
                 )
+
+    # -- key transparency -----------------------------------------------------------------
+
+    def manifest(self) -> tuple[bytes, int] | None:
+        """The pinned signed manifest and its log index, or None."""
+        with _guard("read the pinned manifest"):
+            row = self._db.execute(
+                "SELECT manifest, log_index FROM kt_manifest WHERE id = 1"
+            ).fetchone()
+        return None if row is None else (_b(row[0]), _i(row[1]))
+
+    def pin_manifest(self, manifest: bytes, log_index: int, now_ms: int) -> None:
+        with _guard("pin the manifest"), self._tx() as db:
+            _put_manifest(db, manifest, log_index, now_ms)
+
+    def checkpoint(self) -> bytes | None:
+        """The newest verified checkpoint (a signed note), or None."""
+        with _guard("read the newest checkpoint"):
+            row = self._db.execute("SELECT note FROM kt_checkpoint WHERE id = 1").fetchone()
+        return None if row is None else _b(row[0])
+
+    def set_checkpoint(self, size: int, note: bytes, now_ms: int) -> None:
+        """Record a newer verified checkpoint; an older one (smaller size) is ignored, so that
+        concurrent tasks cannot move it backwards."""
+        with _guard("store the newest checkpoint"), self._tx() as db:
+            db.execute(
+                "INSERT INTO kt_checkpoint (id, size, note, updated_ms) VALUES (1, ?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note, "
+                "updated_ms = excluded.updated_ms WHERE excluded.size >= kt_checkpoint.size",
+                (size, note, now_ms),
+            )
+
+    def monitor(self) -> MonitorState | None:
+        with _guard("read the log monitor's state"):
+            row = self._db.execute(
+                "SELECT size, frontier, own_label, checked_ms FROM kt_monitor WHERE id = 1"
+            ).fetchone()
+        if row is None:
+            return None
+        frontier = _b(row[1])
+        if len(frontier) % 32:
+            raise StoreError(f"the log monitor's state in {self.path} is damaged")
+        hashes = tuple(frontier[i : i + 32] for i in range(0, len(frontier), 32))
+        return MonitorState(_i(row[0]), hashes, _ob(row[2]), _i(row[3]))
+
+    def save_monitor(
+        self,
+        state: MonitorState,
+        *,
+        alarms: Iterable[NewAlarm] = (),
+        manifest: tuple[bytes, int] | None = None,
+        now_ms: int,
+    ) -> list[int]:
+        """One monitoring step, all or nothing: the new state, the alarms it found and the
+        manifest it adopted. Returns the ids of the alarms that were new."""
+        with _guard("store the log monitor's state"), self._tx() as db:
+            db.execute(
+                "INSERT INTO kt_monitor (id, size, frontier, own_label, checked_ms) "
+                "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
+                "frontier = excluded.frontier, own_label = excluded.own_label, "
+                "checked_ms = excluded.checked_ms",
+                (state.size, b"".join(state.frontier), state.own_label, state.checked_ms),
+            )
+            if manifest is not None:
+                _put_manifest(db, manifest[0], manifest[1], now_ms)
+            return [i for a in alarms if (i := _put_alarm(db, a, now_ms)) is not None]
+
+    def own_lists(self) -> dict[bytes, tuple[int, bytes]]:
+        """This account's known device lists: SHA-256 of each → (serial, account key)."""
+        with _guard("read this account's device lists"):
+            rows = self._db.execute(
+                "SELECT list_hash, serial, account_key FROM kt_own_lists"
+            ).fetchall()
+        return {_b(h): (_i(serial), _b(key)) for h, serial, key in rows}
+
+    def remember_own_list(
+        self, list_hash: bytes, serial: int, account_key: bytes, now_ms: int
+    ) -> None:
+        with _guard("remember a device list of this account"), self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO kt_own_lists (list_hash, serial, account_key, "
+                "recorded_ms) VALUES (?, ?, ?, ?)",
+                (list_hash, serial, account_key, now_ms),
+            )
+
+    def add_alarm(self, alarm: NewAlarm, now_ms: int) -> int | None:
+        """Record ``alarm``; its id, or None if the same finding was already recorded."""
+        with _guard("record an alarm"), self._tx() as db:
+            return _put_alarm(db, alarm, now_ms)
+
+    def alarms(self, *, include_acknowledged: bool = False) -> list[AlarmRecord]:
+        where = "" if include_acknowledged else " WHERE acknowledged_ms IS NULL"
+        with _guard("read alarms"):
+            rows = self._db.execute(
+                "SELECT id, kind, entry_index, detail, ours, theirs, detected_ms, "  # noqa: S608
+                f"acknowledged_ms FROM alarms{where} ORDER BY id"
+            ).fetchall()
+        return [
+            AlarmRecord(_i(i), str(k), _oi(e), str(d), _os(o), _os(t), _i(ms), _oi(ack))
+            for i, k, e, d, o, t, ms, ack in rows
+        ]
+
+    def acknowledge_alarms(self, ids: Iterable[int] | None, now_ms: int) -> int:
+        """Mark the given alarms (all, if None) acknowledged; how many were newly marked."""
+        with _guard("acknowledge alarms"), self._tx() as db:
+            if ids is None:
+                return db.execute(
+                    "UPDATE alarms SET acknowledged_ms = ? WHERE acknowledged_ms IS NULL",
+                    (now_ms,),
+                ).rowcount
+            return sum(
+                db.execute(
+                    "UPDATE alarms SET acknowledged_ms = ? "
+                    "WHERE id = ? AND acknowledged_ms IS NULL",
+                    (now_ms, i),
+                ).rowcount
+                for i in ids
+            )
+
+    def add_pending_gossip(self, gossip: PendingGossip, bound: int) -> None:
+        """Keep a peer's checkpoint to check later; at most ``bound`` are kept (oldest go)."""
+        with _guard("keep a gossiped checkpoint"), self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO kt_pending_gossip (origin, size, root_hash, "
+                "received_ms) VALUES (?, ?, ?, ?)",
+                (gossip.origin, gossip.size, gossip.root_hash, gossip.received_ms),
+            )
+            db.execute(
+                "DELETE FROM kt_pending_gossip WHERE rowid IN (SELECT rowid FROM "
+                "kt_pending_gossip ORDER BY received_ms DESC LIMIT -1 OFFSET ?)",
+                (bound,),
+            )
+
+    def pending_gossip(self) -> list[PendingGossip]:
+        with _guard("read gossiped checkpoints"):
+            rows = self._db.execute(
+                "SELECT origin, size, root_hash, received_ms FROM kt_pending_gossip "
+                "ORDER BY received_ms"
+            ).fetchall()
+        return [PendingGossip(str(o), _i(n), _b(r), _i(ms)) for o, n, r, ms in rows]
+
+    def drop_pending_gossip(self, gossip: PendingGossip) -> None:
+        with _guard("drop a gossiped checkpoint"), self._tx() as db:
+            db.execute(
+                "DELETE FROM kt_pending_gossip WHERE origin = ? AND size = ? AND root_hash = ?",
+                (gossip.origin, gossip.size, gossip.root_hash),
+            )
 
     # -- messages -------------------------------------------------------------------------
 
@@ -551,6 +820,19 @@ class Store:
             ).fetchall()
         return [_message(r) for r in reversed(rows)]
 
+    def message(
+        self, conversation_id: bytes, sender_account: bytes, message_id: bytes
+    ) -> StoredMessage | None:
+        """One stored message by its unique key, or None (abuse reports look messages up)."""
+        with _guard("read messages"):
+            row = self._db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
+                "JOIN conversations c USING (conversation_id) "
+                "WHERE m.conversation_id = ? AND m.sender_account = ? AND m.message_id = ?",
+                (conversation_id, sender_account, message_id),
+            ).fetchone()
+        return None if row is None else _message(row)
+
     def conversations(self) -> list[tuple[bytes, bytes, int, StoredMessage | None]]:
         """``(conversation id, peer, last activity, last message)``, most recent first."""
         with _guard("read conversations"):
@@ -580,6 +862,24 @@ class Store:
             Failure(_i(s), Address(_b(a), _i(d)), _i(t), str(reason), _i(rec))
             for s, a, d, t, reason, rec in reversed(rows)
         ]
+
+
+def _put_manifest(db: sqlite3.Connection, manifest: bytes, log_index: int, now_ms: int) -> None:
+    db.execute(
+        "INSERT INTO kt_manifest (id, manifest, log_index, pinned_ms) VALUES (1, ?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET manifest = excluded.manifest, "
+        "log_index = excluded.log_index, pinned_ms = excluded.pinned_ms",
+        (manifest, log_index, now_ms),
+    )
+
+
+def _put_alarm(db: sqlite3.Connection, a: NewAlarm, now_ms: int) -> int | None:
+    cur = db.execute(
+        "INSERT OR IGNORE INTO alarms (kind, entry_index, detail, ours, theirs, fingerprint, "
+        "detected_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (a.kind, a.entry_index, a.detail, a.ours, a.theirs, a.fingerprint, now_ms),
+    )
+    return cur.lastrowid if cur.rowcount == 1 else None
 
 
 def _put_session(db: sqlite3.Connection, addr: Address, rec: SessionRecord, now_ms: int) -> None:

@@ -8,9 +8,16 @@ them. The format is the client's (:mod:`overt.client.body`, canonical encoding o
     struct { opaque blob_id<1..64>; opaque key[32]; uint64 size;
              opaque plaintext_sha256[32]; opaque ciphertext_sha256[32];
              opaque content_type<0..127>; opaque file_name<0..255>; } AttachmentPointer;
-    struct { uint8 version = 1; uint8 kind;            /* 1 text, 2 attachment */
+    struct { opaque origin<1..255>; uint64 size; opaque root_hash[32]; } Gossip;
+    struct { uint8 version;                         /* 1: no gossip, 2: with gossip */
+             uint8 kind;                            /* 1 text, 2 attachment */
              opaque peer<1..64>; opaque text<0..2^32-1>;   /* at most MAX_TEXT_BYTES */
-             AttachmentPointer attachment;          /* iff kind == attachment */ } Body;
+             AttachmentPointer attachment;          /* iff kind == attachment */
+             Gossip gossip;                         /* iff version == 2 */ } Body;
+
+Gossip is the transparency-log checkpoint the sender's client had verified (origin, size, root
+hash); a moderator has no use for it, but it is part of the committed bytes, so it is read and
+kept (opaque here) and written back unchanged.
 
 An attachment is ``seal(key, plaintext, ATTACHMENT_AD, ATTACHMENT_LABEL)`` (key-committing, see
 :func:`overt.crypto.seal`) with the client's label and AD, repeated below.
@@ -30,12 +37,14 @@ from overt.safety.limits import (
     MAX_BLOB_ID_BYTES,
     MAX_CONTENT_TYPE_BYTES,
     MAX_FILE_NAME_BYTES,
+    MAX_GOSSIP_ORIGIN_BYTES,
     MAX_TEXT_BYTES,
 )
 from overt.wire import Reader, Writer
 from overt.wire.messages import MAX_ACCOUNT_ID_LEN
 
 BODY_VERSION: Final = 1
+BODY_VERSION_GOSSIP: Final = 2
 ATTACHMENT_KEY_LEN: Final = 32
 SHA256_LEN: Final = 32
 
@@ -88,6 +97,24 @@ class AttachmentRef:
 
 
 @dataclass(frozen=True, slots=True)
+class GossipRef:
+    """The log checkpoint a sender's client gossiped in the body (kept, not interpreted)."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+
+    def write(self, w: Writer) -> None:
+        w.vec(self.origin.encode(), 1, MAX_GOSSIP_ORIGIN_BYTES).u64(self.size)
+        w.fixed(self.root_hash, SHA256_LEN)
+
+    @classmethod
+    def read(cls, r: Reader) -> Self:
+        origin = _utf8(r.vec(1, "gossip origin", MAX_GOSSIP_ORIGIN_BYTES, min_len=1), "origin")
+        return cls(origin, r.u64("gossip size"), r.fixed(SHA256_LEN, "gossip root hash"))
+
+
+@dataclass(frozen=True, slots=True)
 class MessageBody:
     """One message as its sender committed to it (see the module docstring)."""
 
@@ -95,21 +122,25 @@ class MessageBody:
     peer: bytes
     text: str = field(default="", repr=False)
     attachment: AttachmentRef | None = field(default=None, repr=False)
+    gossip: GossipRef | None = field(default=None, repr=False)
 
     def encode(self) -> bytes:
         """The canonical bytes (tests and tools build bodies with it; the client has its own)."""
         if (self.kind is BodyKind.ATTACHMENT) != (self.attachment is not None):
             raise ValueError("an attachment body carries a pointer, and only it does")
-        w = Writer().u8(BODY_VERSION).u8(self.kind)
+        version = BODY_VERSION if self.gossip is None else BODY_VERSION_GOSSIP
+        w = Writer().u8(version).u8(self.kind)
         w.vec(self.peer, 1, MAX_ACCOUNT_ID_LEN).vec(self.text.encode(), 4, MAX_TEXT_BYTES)
         if self.attachment is not None:
             self.attachment.write(w)
+        if self.gossip is not None:
+            self.gossip.write(w)
         return w.getvalue()
 
     @classmethod
     def decode(cls, data: bytes) -> Self:
         r = Reader(data, "Body")
-        r.version(BODY_VERSION)
+        version = r.version((BODY_VERSION, BODY_VERSION_GOSSIP))
         raw_kind = r.u8("kind")
         try:
             kind = BodyKind(raw_kind)
@@ -118,5 +149,6 @@ class MessageBody:
         peer = r.vec(1, "peer", MAX_ACCOUNT_ID_LEN, min_len=1)
         text = _utf8(r.vec(4, "text", MAX_TEXT_BYTES), "text")
         pointer = AttachmentRef.read(r) if kind is BodyKind.ATTACHMENT else None
+        gossip = GossipRef.read(r) if version == BODY_VERSION_GOSSIP else None
         r.finish()
-        return cls(kind, peer, text, pointer)
+        return cls(kind, peer, text, pointer, gossip)

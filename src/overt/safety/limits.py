@@ -46,6 +46,9 @@ MAX_CONTENT_TYPE_BYTES: Final = 127
 #: Largest attachment blob id.
 MAX_BLOB_ID_BYTES: Final = 64
 
+#: Longest transparency-log origin a body's gossip names (overt.transparency.checkpoint).
+MAX_GOSSIP_ORIGIN_BYTES: Final = 255
+
 # ----------------------------------------------------------------------------- CyberTipline
 
 #: Attempts of one API call on a 5xx answer or a connection error, the first included.

@@ -11,6 +11,11 @@ drained in the background by :class:`DeviceCleanup` (the storage API has no bulk
 signed and last-resort prekeys of a removed device stay stored but unreachable, because
 bundles are built only for listed devices).
 
+Every registration and every accepted replacement is published to the key directory
+(:class:`~overt.server.directory.KeyDirectory`: a key-directory entry in the transparency log)
+in the same request, before the answer, while holding the account's directory lock so that the
+log lists one account's serials in order.
+
 This service knows the signed device list of :mod:`overt.wire` and its check in
 :mod:`overt.protocol`; it knows no HTTP, no SQL and no clock.
 """
@@ -26,6 +31,7 @@ from typing import Final
 from overt.errors import ProtocolViolation
 from overt.protocol import verify_device_list
 from overt.server import notify
+from overt.server.directory import KeyDirectory
 from overt.server.errors import Forbidden
 from overt.server.limits import INT64_MAX
 from overt.server.notify import Notifier
@@ -136,11 +142,13 @@ class AccountService:
         prekeys: PrekeyService,
         cleanup: DeviceCleanup,
         notifier: Notifier,
+        directory: KeyDirectory,
     ) -> None:
         self._accounts = accounts
         self._prekeys = prekeys
         self._cleanup = cleanup
         self._notifier = notifier
+        self._directory = directory
 
     @staticmethod
     def check_registration(
@@ -166,8 +174,8 @@ class AccountService:
         one_time: Sequence[bytes],
         kem_one_time: Sequence[bytes],
     ) -> Address:
-        """Verify the device's prekeys, create the account (``AlreadyExists`` if taken), then
-        store the prekeys."""
+        """Verify the device's prekeys, create the account (``AlreadyExists`` if taken) and
+        publish it to the key directory, then store the prekeys."""
         if signed_prekey is None or last_resort_kem is None:
             raise ProtocolViolation(
                 "a new device uploads a signed prekey and a last-resort ML-KEM prekey"
@@ -180,15 +188,19 @@ class AccountService:
             kem_one_time=kem_one_time,
         )
         dl = registration.device_list
-        await self._accounts.create(
-            AccountRecord(
-                dl.account,
-                dl.account_key,
-                registration.signed_device_list,
-                dl.serial,
-                _devices(dl),
+        async with self._directory.locked(dl.account):
+            await self._accounts.create(
+                AccountRecord(
+                    dl.account,
+                    dl.account_key,
+                    registration.signed_device_list,
+                    dl.serial,
+                    _devices(dl),
+                )
             )
-        )
+            await self._directory.publish(
+                dl.account, dl.account_key, dl.serial, registration.signed_device_list
+            )
         await self._prekeys.store(registration.device, verified)
         return registration.device
 
@@ -223,13 +235,15 @@ class AccountService:
                     f"device {entry.device} is listed with other keys than before: "
                     "give a new device a new id"
                 )
-        await self._accounts.replace_device_list(
-            account,
-            expected_serial=expected_serial,
-            serial=dl.serial,
-            device_list=signed_device_list,
-            devices=_devices(dl),
-        )
+        async with self._directory.locked(account):
+            await self._accounts.replace_device_list(
+                account,
+                expected_serial=expected_serial,
+                serial=dl.serial,
+                device_list=signed_device_list,
+                devices=_devices(dl),
+            )
+            await self._directory.publish(account, dl.account_key, dl.serial, signed_device_list)
         removed = tuple(sorted(set(before) - {d.device for d in dl.devices}))
         for device in removed:
             await self._notifier.notify(Address(account, device), notify.REVOKED)

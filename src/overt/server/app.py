@@ -8,19 +8,25 @@ the result. Errors are not caught in routes: every :class:`~overt.errors.OvertEr
 parameter out of range) are mapped next to it; anything else is a bug and becomes a generic 500
 in :class:`~overt.server.logs.AccessLog`.
 
-:func:`create_app` wires the services, each given only the stores it uses. What this module
-must not know: the client, SQL, and the binary structures inside the base64 (services decode
-them). It reads time only through ``clock`` and draws randomness only from ``rng``.
+:func:`create_app` wires the services, each given only the stores it uses — including the
+transparency log (:class:`~overt.transparency.log.Log` over ``storage.log``), the manifest
+publisher, the key directory and the checkpointer, whose routes live in
+:mod:`overt.server.log_routes`. What this module must not know: the client, SQL, and the binary
+structures inside the base64 (services decode them). It reads time only through ``clock`` and
+draws randomness only from ``rng``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Final
 
+import httpx
 from fastapi import FastAPI, Path, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -31,12 +37,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Route
 
+from overt.console import ConsoleConfig, console_app
 from overt.crypto import Rng, SystemRng
-from overt.errors import OvertError
+from overt.errors import ConfigurationError, OvertError
 from overt.server import models as m
 from overt.server.accounts import AccountService, DeviceCleanup
 from overt.server.attachments import AttachmentService
 from overt.server.auth import Authenticator, Clock, device_hash, parse_headers
+from overt.server.cache import CachedAccountStore
+from overt.server.checkpointer import Checkpointer
 from overt.server.codec import (
     B64_PATTERN,
     account_id,
@@ -45,8 +54,9 @@ from overt.server.codec import (
     b64encode,
     format_address,
 )
-from overt.server.config import ServerConfig
+from overt.server.config import ServerConfig, TransparencyConfig, TransparencyKeys
 from overt.server.delivery import Delivery
+from overt.server.directory import KeyDirectory
 from overt.server.errors import ErrorAnswer, Malformed, TooLarge, describe, plain_answer
 from overt.server.limits import (
     ATTACHMENT_ID_LEN,
@@ -59,12 +69,17 @@ from overt.server.limits import (
     MAX_REQUEST_BODY,
     UINT32_MAX,
 )
+from overt.server.log_routes import add_transparency_routes
 from overt.server.logs import DEVICE_SCOPE_KEY, AccessLog, describe_exception
 from overt.server.messages import MessageService
 from overt.server.metrics import CONTENT_TYPE, Metrics
 from overt.server.notify import Notifier
 from overt.server.prekeys import PrekeyService
+from overt.server.reports import ReportService, SuspensionGate, reports_router
+from overt.server.signals import SignalService
+from overt.server.transparency import LogCatalog, LogView, ManifestPublisher
 from overt.storage import PubSub, Storage
+from overt.transparency.log import Log
 from overt.wire import Address
 
 _log = logging.getLogger("overt.server")
@@ -228,30 +243,81 @@ def create_app(
     *,
     clock: Clock = wall_clock_ms,
     rng: Rng | None = None,
+    witness_transport: httpx.AsyncBaseTransport | None = None,
+    console: ConsoleConfig | None = None,
 ) -> FastAPI:
     """The relay server as an ASGI application over ``storage`` and ``pubsub``.
 
     The caller owns ``storage`` and ``pubsub`` (opens and closes them). Background work
     (draining removed devices) is awaited when the application's lifespan ends;
     ``app.state.background`` is that work's :class:`DeviceCleanup` (tests await ``wait()``).
+
+    The transparency log lives in ``storage.log`` and ``storage.kt`` (a backend without a
+    key-directory store is refused). ``config.transparency`` gives its keys and deployment;
+    without it, keys are drawn from ``rng`` (an in-memory server). The lifespan makes sure the
+    manifest is entry 0 (:meth:`ManifestPublisher.ensure`, also run on first use) and runs the
+    checkpointer every ``checkpoint_interval_ms``; without a lifespan (in-process tests), await
+    ``app.state.checkpointer.run_once()`` to sign, collect cosignatures and publish.
+    ``witness_transport`` replaces the network to every witness (tests).
     """
     rng = SystemRng() if rng is None else rng
+    # Every service reads and changes accounts through one per-node cache (server/cache.py).
+    storage = dataclasses.replace(storage, accounts=CachedAccountStore(storage.accounts))
+    if storage.kt is None:
+        raise ConfigurationError(
+            "this storage backend has no key-directory store (Storage.kt); the server cannot "
+            "publish account keys without one"
+        )
+    transparency = config.transparency or TransparencyConfig(TransparencyKeys.generate(rng))
+    deployment = transparency.deployment
+    keys = transparency.keys
+    log = Log(storage.log, keys.log, keys.origin, clock, witnesses=deployment.witness_keys)
+    catalog = LogCatalog(log)
+    publisher = ManifestPublisher(log, catalog, deployment, keys)
+    checkpointer = Checkpointer(
+        log,
+        deployment.witnesses,
+        deployment.quorum,
+        ready=publisher.ensure,
+        interval_ms=transparency.checkpoint_interval_ms,
+        timeout_ms=transparency.witness_timeout_ms,
+        transport=witness_transport,
+    )
+    directory = KeyDirectory(
+        log,
+        storage.accounts,
+        storage.kt,
+        keys.vrf,
+        rng,
+        ready=publisher.ensure,
+        published=lambda: checkpointer.published,
+    )
     metrics = Metrics()
     notifier = Notifier(pubsub)
     auth = Authenticator(storage.accounts, clock, config.limits)
     prekeys = PrekeyService(storage.accounts, storage.prekeys, notifier)
     cleanup = DeviceCleanup(storage.accounts, storage.prekeys, storage.mailboxes)
-    accounts = AccountService(storage.accounts, prekeys, cleanup, notifier)
+    accounts = AccountService(storage.accounts, prekeys, cleanup, notifier, directory)
+    suspensions = SuspensionGate(storage.standing, clock)
     messages = MessageService(
-        storage.accounts, storage.mailboxes, notifier, config.franking_key, clock
-    )
+        storage.accounts, storage.mailboxes, notifier, config.franking_key, clock,
+        signals=SignalService(storage.reports),
+    )  # fmt: skip
     attachments = AttachmentService(storage.blobs, rng)
-    delivery = Delivery(auth, messages, prekeys, pubsub, rng, metrics)
+    delivery = Delivery(auth, messages, prekeys, pubsub, rng, metrics, node_id=config.node_id)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
-        await cleanup.wait()
+        await publisher.ensure()
+        await checkpointer.load()
+        checkpointing = asyncio.create_task(checkpointer.run_forever())
+        try:
+            yield
+        finally:
+            checkpointing.cancel()
+            await asyncio.gather(checkpointing, return_exceptions=True)
+            await checkpointer.aclose()
+            await cleanup.wait()
 
     app = FastAPI(
         title="Overt relay server",
@@ -261,6 +327,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.background = cleanup
+    app.state.log = log
+    app.state.publisher = publisher
+    app.state.checkpointer = checkpointer
+    app.state.key_directory = directory
     app.add_exception_handler(OvertError, _overt_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
@@ -274,7 +344,24 @@ def create_app(
             request.method, request_target(request), request.headers, body
         )
         request.scope[DEVICE_SCOPE_KEY] = device_hash(device)
+        await suspensions.check(device)
         return device, body
+
+    app.include_router(
+        reports_router(
+            ReportService(config.franking_key, storage.reports, clock),
+            authenticated,
+            storage.standing,
+        )
+    )
+    if console is not None:
+        app.mount(
+            "/console",
+            console_app(
+                console, storage, config.franking_key, clock=clock, rng=rng,
+                on_standing_change=suspensions.forget,
+            )[1],
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------- accounts
 
@@ -534,6 +621,11 @@ def create_app(
     )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    # ------------------------------------------------------------------------- transparency
+
+    view = LogView(log, publisher, checkpointer, catalog, deployment)
+    add_transparency_routes(app, view, directory)
 
     app.openapi = _openapi_factory(app)  # type: ignore[method-assign]
     return app

@@ -19,6 +19,8 @@ Where the server's own classes hang (the storage layer's are drawn in
             ├── LimitExceeded      a named bound                          (413 too_large)
             │   └── TooLarge       … of overt.server.limits
             ├── NotFound           (storage) no such account, blob        (404 not_found)
+            ├── NotYetPublished    not in a published checkpoint yet;     (404 not_found,
+            │                      carries retry_after                     Retry-After)
             └── StorageConflict    (storage)                              (409)
                 ├── AlreadyExists  (storage)                              (409 exists)
                 ├── StaleSerial    (storage)                              (409 stale_serial)
@@ -79,6 +81,18 @@ class RateLimited(RemoteError):
     code = "rate_limited"
 
     def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
+class NotYetPublished(ProtocolViolation):
+    """What was asked for is not (yet) covered by a published checkpoint: the log grew, or
+    the witnesses have not cosigned yet. Retry after ``retry_after`` seconds."""
+
+    status_hint = 404
+    code = "not_found"
+
+    def __init__(self, message: str, retry_after: int = 1) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
 
@@ -189,7 +203,7 @@ def describe(exc: OvertError) -> ErrorAnswer:
             }
             for account, current in exc.accounts.items()
         }
-    if isinstance(exc, RateLimited):
+    if isinstance(exc, RateLimited | NotYetPublished):
         headers["Retry-After"] = str(exc.retry_after)
     return ErrorAnswer(status, body, headers)
 

@@ -111,6 +111,32 @@ WS_NONCE_LEN: Final = 32
 """Bytes of the WebSocket challenge nonce."""
 
 
+# ----------------------------------------------------------------------------- transparency log
+
+LOG_POSITION_DIGITS: Final = 18
+"""Decimal digits of a tree size or entry index in a query (canonical: no sign, no leading
+zero); 10^18 - 1 is far beyond any log and below the store's 2^63 - 1."""
+
+LOG_ENTRIES_PAGE_MAX: Final = 1000
+"""Entries one ``GET /v1/log/entries`` returns at most (the log's own page bound)."""
+
+EXPLORER_RECENT_ENTRIES: Final = 20
+"""Entries the public explorer page (``GET /log``) lists, newest first."""
+
+CHECKPOINT_INTERVAL_MS: Final = 1000
+"""Default time between two checkpointing rounds (sign if the log grew, collect cosignatures)."""
+
+WITNESS_TIMEOUT_MS: Final = 5000
+"""How long one checkpointing round waits for one witness; a late witness is asked again
+in the next round."""
+
+DEPLOYMENT_FILE_MAX: Final = 256 * 1024
+"""Bytes of the deployment configuration file (a signed manifest is at most 60 KiB)."""
+
+KEY_FILE_MAX: Final = 1024
+"""Bytes of one key file in the data directory."""
+
+
 @dataclass(frozen=True, slots=True)
 class ServerLimits:
     """The bounds a deployment may tune (tests shrink them to reach them cheaply)."""

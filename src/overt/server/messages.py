@@ -8,10 +8,17 @@ account: all but the sending device) — otherwise :class:`~overt.server.errors.
 with the current lists. Then every copy is stored in one transaction; the reporting tag of each
 (DESIGN.md §5, :func:`overt.protocol.franking.reporting_tag`) is computed inside that
 transaction from the server message id the store assigns, under the server's franking key.
-Wake-ups are published only after the commit.
+Wake-ups are published only after the commit, one per recipient device, each carrying the
+stored mail (:func:`overt.server.notify.mail_hint`) so that a connection can pass it on
+without reading the mailbox.
 
-The device-set check and the enqueue are two steps: a device list replaced in between lets one
-send reach the devices listed when it was checked (the next send is refused as stale).
+The device sets come from :meth:`~overt.storage.AccountStore.list_devices`, which the server
+answers from a per-node cache (:mod:`overt.server.cache`); a set that differs from the listed
+devices is read again from the store before the send is refused, so a stale cache never causes
+a ``409``. The device-set check and the enqueue are two steps: a device list replaced in between
+(or, through another node, up to :data:`~overt.server.cache.DEVICE_CACHE_TTL_S` before the
+check) lets one send reach the devices listed when it was checked (the next send is refused as
+stale).
 
 This service knows envelopes and franking; it knows no HTTP, no SQL, and reads time only from
 the injected clock. It is given the account store (read only), the mailbox store and the
@@ -29,8 +36,14 @@ from overt.server.auth import Clock
 from overt.server.codec import b64encode
 from overt.server.errors import CurrentDevices, Mismatch, StaleDevices
 from overt.server.notify import Notifier
+from overt.server.signals import SignalService
 from overt.storage import AccountStore, Mail, MailboxStore, NewMail, NotFound
 from overt.wire import Address, Envelope
+
+
+def _others(account: bytes, devices: Sequence[int], sender: Address) -> list[int]:
+    """``account``'s devices that a send by ``sender`` must address, sorted."""
+    return sorted(d for d in devices if Address(account, d) != sender)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +68,14 @@ class MessageService:
         notifier: Notifier,
         franking_key: bytes,
         clock: Clock,
+        signals: SignalService | None = None,
     ) -> None:
         self._accounts = accounts
         self._mailboxes = mailboxes
         self._notifier = notifier
         self._franking_key = franking_key
         self._clock = clock
+        self._signals = signals
 
     @staticmethod
     def _match(
@@ -94,12 +109,15 @@ class MessageService:
     ) -> None:
         stale: dict[str, CurrentDevices] = {}
         for account in sorted({*recipients, sender.account}):
-            record = await self._accounts.get(account)
+            listed = sorted(recipients.get(account, ()))
+            known = await self._accounts.list_devices(account)  # may come from a cache
+            if known is not None and listed == _others(account, known, sender):
+                continue
+            record = await self._accounts.get(account)  # never refuse from a cached answer
             if record is None:
                 raise NotFound("a recipient account does not exist")
             current = [d.device for d in record.devices]
-            expected = sorted(d for d in current if Address(account, d) != sender)
-            if sorted(recipients.get(account, ())) != expected:
+            if listed != _others(account, current, sender):
                 stale[b64encode(account)] = CurrentDevices(
                     record.serial, tuple(current), b64encode(record.device_list)
                 )
@@ -122,16 +140,31 @@ class MessageService:
         ]
         server_time = self._clock()
         key = self._franking_key
+        tags: dict[int, bytes] = {}
 
         def tag(server_id: int, mail: NewMail) -> bytes:
             recipient = Address(mail.recipient_account, mail.recipient_device)
-            return reporting_tag(
+            tags[server_id] = reporting_tag(
                 key, commitments[recipient], sender, recipient, server_id, server_time
             )
+            return tags[server_id]
 
         ids = await self._mailboxes.enqueue(batch, server_time, tag)
-        for envelope in decoded:
-            await self._notifier.notify(envelope.recipient, notify.MAIL)
+        for server_id, item in zip(ids, batch, strict=True):
+            recipient = Address(item.recipient_account, item.recipient_device)
+            tagged = tags.get(server_id)
+            hint = notify.MAIL  # "read your mailbox", should the tagger not have seen this id
+            if tagged is not None:  # the mail itself: its connections need no mailbox read
+                stored = Mail(
+                    server_id, item.recipient_account, item.recipient_device,
+                    item.sender_account, item.sender_device, server_time, item.envelope, tagged,
+                )  # fmt: skip
+                hint = notify.mail_hint(stored)
+            await self._notifier.notify(recipient, hint)
+        if self._signals is not None:  # metadata-only abuse signals; never fails the send
+            await self._signals.observe_send(
+                sender, recipients, [len(e) for e in envelopes], server_time
+            )
         return Sent(ids, server_time)
 
     async def fetch(self, device: Address, after: int, limit: int) -> Page:

@@ -242,6 +242,27 @@ class HealthResponse(_Out):
     status: Literal["ok"]
 
 
+class ManifestResponse(_Out):
+    manifest: str = Field(description="base64url of the signed manifest (canonical JSON)")
+    index: int = Field(description="its index in the transparency log")
+
+
+class EntriesResponse(_Out):
+    entries: list[str] = Field(description="base64url of each entry's canonical encoding")
+
+
+class ProofResponse(_Out):
+    proof: list[str] = Field(description="base64url of each 32-byte hash (RFC 9162)")
+
+
+class KtLookupResponse(_Out):
+    vrf_proof: str = Field(description="base64url of the 80-byte vrf-r255 proof of the label")
+    index: int = Field(description="the log index of the account's latest entry")
+    opening: str = Field(description="base64url of the commitment's 32-byte opening")
+    signed_device_list: str = Field(description="base64url of the device list the entry hashes")
+    proof: str = Field(description="a C2SP tlog-proof bundle under the published checkpoint")
+
+
 # ----------------------------------------------------------------------------- WebSocket
 
 

@@ -3,10 +3,10 @@
 One Protocol per kind of thing — :class:`AccountStore`, :class:`PrekeyStore`,
 :class:`MailboxStore`, :class:`BlobStore`, :class:`LogStore` (the transparency log's leaves,
 subtree hashes and checkpoints), :class:`KtStore` (the key directory's records) — bundled in a
-:class:`Storage` by a backend factory:
-:func:`open_sqlite` (the embedded default) or :func:`open_memory` (the reference). Every backend
-passes the same contract suite, ``tests/storage/test_contract.py``. :mod:`overt.storage.pubsub`
-carries wake-ups between server tasks (and, later, nodes).
+:class:`Storage` by a backend factory: :func:`open_sqlite` (the embedded default) or
+:func:`open_memory` (the reference). Every backend passes the same contract suite,
+``tests/storage/test_contract.py``. :mod:`overt.storage.pubsub` carries wake-ups between server
+tasks (and, later, nodes).
 
 What this layer must not know: how anything it stores is encoded, signed, hashed or encrypted.
 It never imports :mod:`overt.protocol`, :mod:`overt.transparency`, :mod:`overt.server` or

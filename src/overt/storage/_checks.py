@@ -14,10 +14,13 @@ from overt.storage.errors import AlreadyExists, InvalidArgument
 from overt.storage.interfaces import (
     AccountRecord,
     DeviceAuth,
+    EpochRecord,
     KtRecord,
+    NewIntercept,
     NewMail,
     OneTimeKind,
     PrekeyRecord,
+    WarrantRecord,
 )
 from overt.storage.limits import (
     ACCOUNT_ID_MAX_LEN,
@@ -28,12 +31,21 @@ from overt.storage.limits import (
     DEVICES_PER_ACCOUNT_MAX,
     ENQUEUE_BATCH_MAX,
     ENVELOPE_MAX_LEN,
+    EPOCH_MAX,
+    EPOCH_PAGE_MAX,
+    EPOCH_TRANSCRIPT_MAX_LEN,
     FETCH_LIMIT_MAX,
     INT64_MAX,
+    INTERCEPT_BATCH_MAX,
+    INTERCEPT_PAGE_MAX,
     KEY_ID_MAX,
     KT_OPENING_MAX_LEN,
     PREKEY_RECORD_MAX_LEN,
     PUBLIC_KEY_MAX_LEN,
+    WARRANT_DOCUMENT_MAX_LEN,
+    WARRANT_ID_LEN,
+    WARRANT_PAGE_MAX,
+    WARRANT_TOKEN_HASH_MAX_LEN,
 )
 
 
@@ -158,3 +170,89 @@ def blob(blob_id: bytes, data: bytes | None = None, max_size: int = 0) -> None:
         raise InvalidArgument("a blob id must be 16 or 32 bytes")
     if data is not None:
         _size(data, max_size, "a blob")
+
+
+# ----------------------------------------------------------------------------- lawful access
+
+
+def _nonempty(data: bytes, high: int, what: str) -> None:
+    _size(data, high, what)
+    if not data:
+        raise InvalidArgument(f"{what} must not be empty")
+
+
+def warrant_id(value: bytes) -> None:
+    if not isinstance(value, bytes) or len(value) != WARRANT_ID_LEN:
+        raise InvalidArgument(f"a warrant id must be {WARRANT_ID_LEN} bytes")
+
+
+def warrant_record(record: WarrantRecord) -> None:
+    if not isinstance(record, WarrantRecord):
+        raise InvalidArgument("expected a WarrantRecord")
+    warrant_id(record.warrant_id)
+    _int_range(record.index, INT64_MAX, "a log index")
+    _nonempty(record.token_hash, WARRANT_TOKEN_HASH_MAX_LEN, "a token hash")
+    _nonempty(record.document, WARRANT_DOCUMENT_MAX_LEN, "a warrant document")
+    _int_range(record.not_after, INT64_MAX, "a warrant end")
+    _int_range(record.sealed_until, INT64_MAX, "a sealing date")
+    if record.revocation is not None:
+        _nonempty(record.revocation, WARRANT_DOCUMENT_MAX_LEN, "a revocation")
+    if record.unsealed_index is not None:
+        _int_range(record.unsealed_index, INT64_MAX, "an unsealing index")
+
+
+def revocation(value: bytes) -> None:
+    _nonempty(value, WARRANT_DOCUMENT_MAX_LEN, "a revocation")
+
+
+def time_value(value: int, what: str = "a time") -> None:
+    _int_range(value, INT64_MAX, what)
+
+
+def log_index(value: int) -> None:
+    _int_range(value, INT64_MAX, "a log index")
+
+
+def page_limit(limit: int, high: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= high:
+        raise InvalidArgument(f"a page limit must be an integer in 1..{high}")
+
+
+def warrant_page(limit: int) -> None:
+    page_limit(limit, WARRANT_PAGE_MAX)
+
+
+def intercept_batch(batch: Sequence[NewIntercept]) -> None:
+    if len(batch) > INTERCEPT_BATCH_MAX:
+        raise LimitExceeded(f"one call stores at most {INTERCEPT_BATCH_MAX} intercepts")
+    for item in batch:
+        if not isinstance(item, NewIntercept):
+            raise InvalidArgument("expected NewIntercept items")
+        warrant_id(item.warrant_id)
+        _int_range(item.mail_id, INT64_MAX, "a server message id")
+        _int_range(item.server_time, INT64_MAX, "a server time")
+        device(item.sender_account, item.sender_device)
+        device(item.recipient_account, item.recipient_device)
+        _size(item.envelope, ENVELOPE_MAX_LEN, "an envelope")
+
+
+def intercept_page(warrant: bytes, after_id: int, limit: int) -> None:
+    warrant_id(warrant)
+    _int_range(after_id, INT64_MAX, "an intercept id")
+    page_limit(limit, INTERCEPT_PAGE_MAX)
+
+
+def epoch(value: int) -> None:
+    _int_range(value, EPOCH_MAX, "an epoch")
+
+
+def epoch_record(record: EpochRecord) -> None:
+    if not isinstance(record, EpochRecord):
+        raise InvalidArgument("expected an EpochRecord")
+    epoch(record.epoch)
+    _int_range(record.index, INT64_MAX, "a log index")
+    _nonempty(record.transcript, EPOCH_TRANSCRIPT_MAX_LEN, "a transcript")
+
+
+def epoch_page(limit: int) -> None:
+    page_limit(limit, EPOCH_PAGE_MAX)

@@ -58,6 +58,22 @@ Design of version 3 (the key directory's records), as SQLite's version 3:
 * Records are never changed or deleted: a statement-level trigger refuses ``UPDATE``,
   ``DELETE`` and ``TRUNCATE``, as for the log.
 
+Design of version 4 (lawful access), as SQLite's version 4:
+
+* ``lawful_warrant``: each warrant served to the provider, with two partial indexes (live
+  warrants by end; warrants due for unsealing by date).
+* ``lawful_intercept``: envelopes copied under warrants; ``id`` is an identity column drawn
+  while the insert holds the advisory lock :data:`INTERCEPT_ID_LOCK` until its commit, so ids
+  increase in commit order across nodes (the same argument as ``mail_id``). Envelopes use
+  ``STORAGE EXTERNAL``.
+* ``lawful_epoch``: per escrow epoch in the log, its entry's index and the DKG transcript.
+
+Design of version 5 (safety), as SQLite's version 5: ``safety_item`` (the moderation queue,
+identity ids, an index in queue order), ``safety_report`` (evidence bundles, ``STORAGE
+EXTERNAL``, NULL once purged), ``safety_replay`` (one row per reported message),
+``safety_audit`` (append-only: a statement-level trigger refuses ``UPDATE``, ``DELETE`` and
+``TRUNCATE``), ``safety_standing`` and ``safety_moderator``.
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -76,6 +92,10 @@ MAIL_ID_LOCK: Final = (LOCK_CLASS, 2)
 
 LOG_LOCK: Final = (LOCK_CLASS, 3)
 """Transaction-level advisory lock held by a log append or checkpoint write until its commit."""
+
+INTERCEPT_ID_LOCK: Final = (LOCK_CLASS, 4)
+"""Transaction-level advisory lock an intercept insert holds from drawing its ids until its
+commit, so that intercept ids increase in commit order (as mail ids do)."""
 
 PREKEY_POOL_LOCK_CLASS: Final = 0x4F56_5250
 """First half of the advisory lock key (``'OVRP'``, hash of the pool) that serializes additions
@@ -270,5 +290,121 @@ CREATE TRIGGER kt_record_write_once BEFORE UPDATE OR DELETE OR TRUNCATE ON kt_re
     FOR EACH STATEMENT EXECUTE FUNCTION kt_record_write_once();
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+_V4: Final = """
+CREATE TABLE lawful_warrant (
+    warrant_id   bytea PRIMARY KEY,
+    idx          bigint NOT NULL CHECK (idx >= 0),
+    token_hash   bytea NOT NULL,
+    document     bytea NOT NULL,
+    not_after    bigint NOT NULL,
+    sealed_until bigint NOT NULL,
+    revocation   bytea,
+    unsealed_idx bigint CHECK (unsealed_idx >= 0)
+);
+
+CREATE INDEX lawful_warrant_live ON lawful_warrant (not_after) WHERE revocation IS NULL;
+
+CREATE INDEX lawful_warrant_sealed ON lawful_warrant (sealed_until, warrant_id)
+    WHERE unsealed_idx IS NULL;
+
+CREATE TABLE lawful_intercept (
+    id                bigint GENERATED ALWAYS AS IDENTITY (CACHE 1) PRIMARY KEY,
+    warrant_id        bytea NOT NULL,
+    mail_id           bigint NOT NULL,
+    server_time       bigint NOT NULL,
+    sender_account    bytea NOT NULL,
+    sender_device     bigint NOT NULL,
+    recipient_account bytea NOT NULL,
+    recipient_device  bigint NOT NULL,
+    envelope          bytea NOT NULL
+);
+
+ALTER TABLE lawful_intercept ALTER COLUMN envelope SET STORAGE EXTERNAL;
+
+CREATE INDEX lawful_intercept_by_warrant ON lawful_intercept (warrant_id, id);
+
+CREATE TABLE lawful_epoch (
+    epoch      bigint PRIMARY KEY CHECK (epoch >= 0),
+    idx        bigint NOT NULL CHECK (idx >= 0),
+    transcript bytea NOT NULL
+);
+"""
+
+_SAFETY: Final = """
+CREATE TABLE safety_item (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL CHECK (kind IN ('report', 'signal')),
+    subject_account bytea NOT NULL,
+    label           text NOT NULL,
+    severity        integer NOT NULL,
+    created_ms      bigint NOT NULL,
+    state           text NOT NULL,
+    updated_ms      bigint NOT NULL,
+    resolution      text,
+    report_id       bytea,
+    detail          bytea NOT NULL
+);
+
+CREATE INDEX safety_item_queue ON safety_item (state, severity DESC, created_ms, id);
+
+CREATE TABLE safety_report (
+    report_id        bytea PRIMARY KEY,
+    bundle           bytea,
+    reporter_account bytea NOT NULL,
+    subject_account  bytea NOT NULL,
+    category         text NOT NULL,
+    severity         integer NOT NULL,
+    received_ms      bigint NOT NULL,
+    retain_until_ms  bigint NOT NULL,
+    item_id          bigint NOT NULL UNIQUE REFERENCES safety_item (id)
+);
+
+ALTER TABLE safety_report ALTER COLUMN bundle SET STORAGE EXTERNAL;
+
+CREATE INDEX safety_report_retention ON safety_report (retain_until_ms, report_id)
+    WHERE bundle IS NOT NULL;
+
+CREATE TABLE safety_replay (
+    replay_key bytea PRIMARY KEY
+);
+
+CREATE TABLE safety_audit (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at_ms           bigint NOT NULL,
+    actor           text NOT NULL,
+    action          text NOT NULL,
+    item_id         bigint,
+    subject_account bytea,
+    detail          text NOT NULL
+);
+
+CREATE INDEX safety_audit_by_item ON safety_audit (item_id, id) WHERE item_id IS NOT NULL;
+
+CREATE FUNCTION safety_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the audit trail is append-only' USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+CREATE TRIGGER safety_audit_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON safety_audit
+    FOR EACH STATEMENT EXECUTE FUNCTION safety_audit_append_only();
+
+CREATE TABLE safety_standing (
+    account    bytea PRIMARY KEY,
+    warnings   bigint NOT NULL CHECK (warnings >= 0),
+    suspended  boolean NOT NULL,
+    reason     text NOT NULL,
+    updated_ms bigint NOT NULL
+);
+
+CREATE TABLE safety_moderator (
+    name          text PRIMARY KEY,
+    role          text NOT NULL,
+    password_hash text NOT NULL,
+    created_ms    bigint NOT NULL,
+    disabled      boolean NOT NULL
+);
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SAFETY)
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

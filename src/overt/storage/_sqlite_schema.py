@@ -45,6 +45,34 @@ Design of version 3 (the key directory's server-side records):
   record of one serial and finds an account's latest record from the end of its range.
 * Records are never changed or deleted: triggers refuse both, as for the log.
 
+Design of version 4 (lawful access, DESIGN §6):
+
+* ``lawful_warrant`` keeps each warrant served to the provider under its 32-byte id: the log
+  index of its commitment, the hash of its access token, the signed document, when its
+  authorisation ends (``not_after``) and its sealing date; a revocation and the index of its
+  unsealing are filled in once, later. Two partial indexes find the live warrants (not
+  revoked, by end) and the ones due for unsealing (not unsealed, by date).
+* ``lawful_intercept`` holds the envelopes copied under a warrant, with the relay's record of
+  each (mail id, server time, sender and recipient). ``id`` is ``AUTOINCREMENT``: never
+  reused, and increasing in commit order (one writer), so an agency paging after the last id
+  it saw misses nothing. A rowid table, as envelopes reach 1 MiB.
+* ``lawful_epoch`` keeps, per escrow epoch whose key the log holds, the index of its
+  ``EpochKey`` entry and the public DKG transcript.
+
+Design of version 5 (safety: reports, the moderation queue, standing, moderators; DESIGN §5):
+
+* ``safety_item`` is the moderation queue: one row per verified report or metadata signal,
+  ``AUTOINCREMENT`` ids, an index on ``(state, severity DESC, created_ms, id)`` that serves
+  the queue in the order moderators work it.
+* ``safety_report`` keeps each report's evidence bundle (opaque; set to NULL once purged at the
+  end of retention, the row itself stays) under its 16-byte id, with its item's id.
+  ``safety_replay`` holds the 32-byte replay key of every reported message (never purged: a
+  message stays "already reported"). A report, its keys and its item are inserted in one
+  transaction.
+* ``safety_audit`` is the moderators' audit trail; triggers refuse ``UPDATE`` and ``DELETE``.
+* ``safety_standing`` (warnings, suspension per account) and ``safety_moderator`` (console
+  accounts, password hashes) are small keyed tables.
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -193,5 +221,116 @@ CREATE TRIGGER kt_record_no_delete BEFORE DELETE ON kt_record BEGIN
 END;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3)
+_V4: Final = """
+CREATE TABLE lawful_warrant (
+    warrant_id   BLOB PRIMARY KEY,
+    idx          INTEGER NOT NULL CHECK (idx >= 0),
+    token_hash   BLOB NOT NULL,
+    document     BLOB NOT NULL,
+    not_after    INTEGER NOT NULL,
+    sealed_until INTEGER NOT NULL,
+    revocation   BLOB,
+    unsealed_idx INTEGER CHECK (unsealed_idx >= 0)
+) STRICT;
+
+CREATE INDEX lawful_warrant_live ON lawful_warrant (not_after) WHERE revocation IS NULL;
+
+CREATE INDEX lawful_warrant_sealed ON lawful_warrant (sealed_until, warrant_id)
+    WHERE unsealed_idx IS NULL;
+
+CREATE TABLE lawful_intercept (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    warrant_id        BLOB NOT NULL,
+    mail_id           INTEGER NOT NULL,
+    server_time       INTEGER NOT NULL,
+    sender_account    BLOB NOT NULL,
+    sender_device     INTEGER NOT NULL,
+    recipient_account BLOB NOT NULL,
+    recipient_device  INTEGER NOT NULL,
+    envelope          BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX lawful_intercept_by_warrant ON lawful_intercept (warrant_id, id);
+
+CREATE TABLE lawful_epoch (
+    epoch      INTEGER PRIMARY KEY CHECK (epoch >= 0),
+    idx        INTEGER NOT NULL CHECK (idx >= 0),
+    transcript BLOB NOT NULL
+) STRICT;
+"""
+
+_SAFETY: Final = """
+CREATE TABLE safety_item (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind            TEXT NOT NULL CHECK (kind IN ('report', 'signal')),
+    subject_account BLOB NOT NULL,
+    label           TEXT NOT NULL,
+    severity        INTEGER NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    state           TEXT NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    resolution      TEXT,
+    report_id       BLOB,
+    detail          BLOB NOT NULL
+) STRICT;
+
+CREATE INDEX safety_item_queue ON safety_item (state, severity DESC, created_ms, id);
+
+CREATE TABLE safety_report (
+    report_id        BLOB PRIMARY KEY,
+    bundle           BLOB,
+    reporter_account BLOB NOT NULL,
+    subject_account  BLOB NOT NULL,
+    category         TEXT NOT NULL,
+    severity         INTEGER NOT NULL,
+    received_ms      INTEGER NOT NULL,
+    retain_until_ms  INTEGER NOT NULL,
+    item_id          INTEGER NOT NULL UNIQUE REFERENCES safety_item (id)
+) STRICT;
+
+CREATE INDEX safety_report_retention ON safety_report (retain_until_ms, report_id)
+    WHERE bundle IS NOT NULL;
+
+CREATE TABLE safety_replay (
+    replay_key BLOB PRIMARY KEY
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE safety_audit (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms           INTEGER NOT NULL,
+    actor           TEXT NOT NULL,
+    action          TEXT NOT NULL,
+    item_id         INTEGER,
+    subject_account BLOB,
+    detail          TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX safety_audit_by_item ON safety_audit (item_id, id) WHERE item_id IS NOT NULL;
+
+CREATE TRIGGER safety_audit_no_update BEFORE UPDATE ON safety_audit BEGIN
+    SELECT RAISE(ABORT, 'the audit trail is append-only');
+END;
+
+CREATE TRIGGER safety_audit_no_delete BEFORE DELETE ON safety_audit BEGIN
+    SELECT RAISE(ABORT, 'the audit trail is append-only');
+END;
+
+CREATE TABLE safety_standing (
+    account    BLOB PRIMARY KEY,
+    warnings   INTEGER NOT NULL CHECK (warnings >= 0),
+    suspended  INTEGER NOT NULL CHECK (suspended IN (0, 1)),
+    reason     TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE safety_moderator (
+    name          TEXT PRIMARY KEY,
+    role          TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    created_ms    INTEGER NOT NULL,
+    disabled      INTEGER NOT NULL CHECK (disabled IN (0, 1))
+) STRICT;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SAFETY)
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

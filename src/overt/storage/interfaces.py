@@ -44,6 +44,7 @@ from overt.storage.limits import (
     LOG_LEVEL_MAX,
     LOG_PAGE_MAX,
 )
+from overt.storage.moderation import ModeratorStore, ReportStore, StandingStore
 
 # ----------------------------------------------------------------------------- records
 
@@ -152,6 +153,66 @@ class KtRecord:
     index: int
     opening: bytes = field(repr=False)
     device_list: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WarrantRecord:
+    """A warrant the provider was served: all opaque here but the times it is indexed by.
+
+    ``index`` is the log index of its commitment; ``token_hash`` the hash of the access token
+    handed to whoever served it; ``document`` the signed warrant; ``not_after`` when the
+    authorisation ends (the warrant is *live* until then unless revoked); ``sealed_until``
+    when its targets are to be told; ``revocation`` the signed revocation, once one came;
+    ``unsealed_index`` the log index of its unsealing, once logged.
+    """
+
+    warrant_id: bytes
+    index: int
+    token_hash: bytes = field(repr=False)
+    document: bytes = field(repr=False)
+    not_after: int
+    sealed_until: int
+    revocation: bytes | None = field(default=None, repr=False)
+    unsealed_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewIntercept:
+    """One envelope copied under a warrant: the relay's record of it, unchanged."""
+
+    warrant_id: bytes
+    mail_id: int
+    server_time: int
+    sender_account: bytes
+    sender_device: int
+    recipient_account: bytes
+    recipient_device: int
+    envelope: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Intercept:
+    """A stored intercepted envelope; ``id`` orders a warrant's intercepts (commit order)."""
+
+    id: int
+    warrant_id: bytes
+    mail_id: int
+    server_time: int
+    sender_account: bytes
+    sender_device: int
+    recipient_account: bytes
+    recipient_device: int
+    envelope: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class EpochRecord:
+    """An escrow epoch whose key the log holds: the log index of its entry and the public DKG
+    transcript (opaque here)."""
+
+    epoch: int
+    index: int
+    transcript: bytes
 
 
 ReportingTagger = Callable[[int, NewMail], bytes]
@@ -389,6 +450,80 @@ class KtStore(Protocol):
         ...
 
 
+class WarrantStore(Protocol):
+    """The warrants the provider was served (lawful access, DESIGN §6).
+
+    A record is added once and changes only by :meth:`revoke` (once) and
+    :meth:`set_unsealed` (once).
+    """
+
+    async def add(self, record: WarrantRecord) -> None:
+        """Store a new warrant. ``AlreadyExists`` if its id is taken (nothing changes then)."""
+        ...
+
+    async def get(self, warrant_id: bytes) -> WarrantRecord | None:
+        """The warrant, or ``None``."""
+        ...
+
+    async def live(self, now: int) -> tuple[WarrantRecord, ...]:
+        """Warrants not revoked whose ``not_after`` is later than ``now``, by log index; at
+        most ``LIVE_WARRANTS_MAX``."""
+        ...
+
+    async def revoke(self, warrant_id: bytes, revocation: bytes) -> bool:
+        """Record ``revocation``; ``True`` if the warrant was not revoked before (a later
+        revocation keeps the first). ``NotFound`` if there is no such warrant."""
+        ...
+
+    async def due_for_unsealing(self, now: int, limit: int) -> tuple[WarrantRecord, ...]:
+        """Up to ``limit`` (at most ``WARRANT_PAGE_MAX``) warrants whose ``sealed_until`` is at
+        or before ``now`` and that have no unsealing yet, oldest date first."""
+        ...
+
+    async def set_unsealed(self, warrant_id: bytes, index: int) -> None:
+        """Record the log index of the warrant's unsealing. ``NotFound`` if there is no such
+        warrant; ``StorageConflict`` if another index was recorded (the same one: no-op)."""
+        ...
+
+
+class InterceptStore(Protocol):
+    """Envelopes copied under warrants. Nothing else is ever copied: without a warrant the
+    relay keeps no ciphertext once it is delivered."""
+
+    async def add(self, batch: Sequence[NewIntercept]) -> tuple[int, ...]:
+        """Store every item in one transaction, all or nothing; return each one's id.
+
+        Ids are unique, never reused and increase in commit order, so a reader that has seen
+        id ``n`` misses nothing by paging after ``n``. At most ``INTERCEPT_BATCH_MAX`` items.
+        """
+        ...
+
+    async def page(self, warrant_id: bytes, after_id: int, limit: int) -> tuple[Intercept, ...]:
+        """Up to ``limit`` (at most ``INTERCEPT_PAGE_MAX``) intercepts of the warrant with ids
+        greater than ``after_id``, in id order."""
+        ...
+
+    async def count(self, warrant_id: bytes) -> int:
+        """How many intercepts the warrant has."""
+        ...
+
+
+class EpochStore(Protocol):
+    """Escrow epochs whose key is in the log, with their public DKG transcripts."""
+
+    async def add(self, record: EpochRecord) -> None:
+        """Store a new epoch. ``AlreadyExists`` if the epoch has a record (nothing changes)."""
+        ...
+
+    async def get(self, epoch: int) -> EpochRecord | None:
+        """The epoch's record, or ``None``."""
+        ...
+
+    async def latest(self, limit: int) -> tuple[EpochRecord, ...]:
+        """Up to ``limit`` (at most ``EPOCH_PAGE_MAX``) records, highest epoch first."""
+        ...
+
+
 # ----------------------------------------------------------------------------- log arguments
 #
 # Shared by every backend, so that all of them refuse the same inputs. Positions only: which
@@ -518,6 +653,19 @@ class Storage:
     kt: KtStore | None = None
     """The key directory's records; ``None`` for a backend that does not have them yet (the
     relay server refuses to start on such a backend)."""
+    warrants: WarrantStore | None = None
+    """Warrants served to the provider (lawful access); ``None`` for a backend without them."""
+    intercepts: InterceptStore | None = None
+    """Envelopes copied under warrants; ``None`` for a backend without them."""
+    epochs: EpochStore | None = None
+    """Escrow epochs in the log; ``None`` for a backend without them."""
+    reports: ReportStore | None = None
+    """Verified reports, the moderation queue and its audit trail
+    (:mod:`overt.storage.moderation`); ``None`` for a backend without them."""
+    standing: StandingStore | None = None
+    """Warnings and suspensions per account; ``None`` for a backend without them."""
+    moderators: ModeratorStore | None = None
+    """The moderation console's accounts; ``None`` for a backend without them."""
 
     async def close(self) -> None:
         """Wait for operations in flight, then release the backend. Idempotent."""

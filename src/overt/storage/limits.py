@@ -101,6 +101,79 @@ LOG_CHECKPOINT_MAX_LEN: Final = 1 << 18
 KT_OPENING_MAX_LEN: Final = 64
 """One key-directory commitment opening (Overt's are 32 random bytes)."""
 
+# ----------------------------------------------------------------------------- lawful access
+
+WARRANT_ID_LEN: Final = 32
+"""A warrant id: 32 bytes the court drew."""
+
+WARRANT_DOCUMENT_MAX_LEN: Final = 64 * 1024
+"""One stored signed warrant or revocation (the access core's ``MAX_WARRANT_BYTES``)."""
+
+WARRANT_TOKEN_HASH_MAX_LEN: Final = 64
+"""The stored hash of a warrant's access token (32 bytes for SHA-256)."""
+
+LIVE_WARRANTS_MAX: Final = 1000
+"""Live warrants one ``live(now)`` returns: the interception hook's working set."""
+
+WARRANT_PAGE_MAX: Final = 1000
+"""Warrants one ``due_for_unsealing`` returns."""
+
+INTERCEPT_BATCH_MAX: Final = ENQUEUE_BATCH_MAX
+"""Intercepted envelopes stored in one call (one enqueue's worth)."""
+
+INTERCEPT_PAGE_MAX: Final = 1000
+"""Intercepted envelopes one page returns."""
+
+EPOCH_MAX: Final = 0xFFFF_FFFF
+"""Escrow epochs are uint32."""
+
+EPOCH_TRANSCRIPT_MAX_LEN: Final = 8 * 1024
+"""One stored DKG transcript (32 custodians, threshold 32: about 1.1 KiB)."""
+
+EPOCH_PAGE_MAX: Final = 100
+"""Epoch records one ``latest`` returns."""
+
+# ----------------------------------------------------------------------------- safety (reports)
+
+REPORT_ID_LEN: Final = 16
+"""A report id: the first 16 bytes of the SHA-256 of the report, chosen by the intake."""
+
+REPLAY_KEY_LEN: Final = 32
+"""A replay key: a 32-byte hash naming (reporter account, reported message)."""
+
+REPLAY_KEYS_PER_REPORT_MAX: Final = 100
+"""Replay keys one report stores or one ``seen`` asks about (the messages of one report)."""
+
+EVIDENCE_BUNDLE_MAX_LEN: Final = 65 * 1024 * 1024
+"""One stored evidence bundle: a report of at most 64 MiB plus its verification record."""
+
+SAFETY_LABEL_MAX_LEN: Final = 32
+"""A report category, a signal rule, a queue resolution or an audit action (ASCII words)."""
+
+SAFETY_TEXT_MAX_LEN: Final = 4096
+"""A signal's detail, an audit entry's detail or a suspension reason (bytes)."""
+
+SEVERITY_MAX: Final = 9
+"""Queue severities are 0..9, higher first."""
+
+QUEUE_PAGE_MAX: Final = 500
+"""Queue items one ``queue`` call returns."""
+
+AUDIT_PAGE_MAX: Final = 500
+"""Audit entries one ``audit`` call returns."""
+
+PURGE_BATCH_MAX: Final = 1000
+"""Evidence bundles one ``purge`` call deletes."""
+
+MODERATOR_NAME_MAX_LEN: Final = 64
+"""A moderator's login name (characters of ``[a-z0-9_.-]``)."""
+
+PASSWORD_HASH_MAX_LEN: Final = 256
+"""One stored password hash line (scrypt, PHC style: about 100 characters)."""
+
+MODERATORS_MAX: Final = 1000
+"""Moderator accounts one ``all`` returns."""
+
 
 @dataclass(frozen=True, slots=True)
 class StorageLimits:

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 from overt.errors import LimitExceeded
 from overt.storage import _checks
+from overt.storage._moderation_memory import (
+    MemoryModeratorStore,
+    MemoryReportStore,
+    MemoryStandingStore,
+)
 from overt.storage.errors import (
     AlreadyExists,
     InvalidArgument,
@@ -27,16 +33,20 @@ from overt.storage.errors import (
 from overt.storage.interfaces import (
     AccountRecord,
     DeviceAuth,
+    EpochRecord,
+    Intercept,
     KtRecord,
     LogLeaf,
     LogNode,
     Mail,
+    NewIntercept,
     NewMail,
     OneTimeKind,
     PrekeyRecord,
     ReportingTagger,
     Storage,
     StoredCheckpoint,
+    WarrantRecord,
     check_log_append,
     check_log_checkpoint,
     check_log_index,
@@ -44,7 +54,7 @@ from overt.storage.interfaces import (
     check_log_position,
     check_log_range,
 )
-from overt.storage.limits import StorageLimits
+from overt.storage.limits import LIVE_WARRANTS_MAX, StorageLimits
 
 _DeviceKey = tuple[bytes, int]
 
@@ -398,6 +408,126 @@ class MemoryKtStore:
         return None if not records else records[max(records)]
 
 
+class MemoryWarrantStore:
+    """:class:`~overt.storage.interfaces.WarrantStore` in a dict."""
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._warrants: dict[bytes, WarrantRecord] = {}
+
+    async def add(self, record: WarrantRecord) -> None:
+        self._life.check()
+        _checks.warrant_record(record)
+        if record.warrant_id in self._warrants:
+            raise AlreadyExists("a warrant with this id exists")
+        self._warrants[record.warrant_id] = record
+
+    async def get(self, warrant_id: bytes) -> WarrantRecord | None:
+        self._life.check()
+        _checks.warrant_id(warrant_id)
+        return self._warrants.get(warrant_id)
+
+    async def live(self, now: int) -> tuple[WarrantRecord, ...]:
+        self._life.check()
+        _checks.time_value(now)
+        found = [w for w in self._warrants.values() if w.revocation is None and w.not_after > now]
+        return tuple(sorted(found, key=lambda w: w.index)[:LIVE_WARRANTS_MAX])
+
+    async def revoke(self, warrant_id: bytes, revocation: bytes) -> bool:
+        self._life.check()
+        _checks.warrant_id(warrant_id)
+        _checks.revocation(revocation)
+        record = self._warrants.get(warrant_id)
+        if record is None:
+            raise NotFound("no such warrant")
+        if record.revocation is not None:
+            return False
+        self._warrants[warrant_id] = replace(record, revocation=revocation)
+        return True
+
+    async def due_for_unsealing(self, now: int, limit: int) -> tuple[WarrantRecord, ...]:
+        self._life.check()
+        _checks.time_value(now)
+        _checks.warrant_page(limit)
+        due = [
+            w for w in self._warrants.values() if w.sealed_until <= now and w.unsealed_index is None
+        ]
+        return tuple(sorted(due, key=lambda w: (w.sealed_until, w.warrant_id))[:limit])
+
+    async def set_unsealed(self, warrant_id: bytes, index: int) -> None:
+        self._life.check()
+        _checks.warrant_id(warrant_id)
+        _checks.log_index(index)
+        record = self._warrants.get(warrant_id)
+        if record is None:
+            raise NotFound("no such warrant")
+        if record.unsealed_index is not None:
+            if record.unsealed_index != index:
+                raise StorageConflict("the warrant's unsealing was recorded at another index")
+            return
+        self._warrants[warrant_id] = replace(record, unsealed_index=index)
+
+
+class MemoryInterceptStore:
+    """:class:`~overt.storage.interfaces.InterceptStore` as one list per warrant."""
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._next_id = 1
+        self._by_warrant: dict[bytes, list[Intercept]] = {}
+
+    async def add(self, batch: Sequence[NewIntercept]) -> tuple[int, ...]:
+        self._life.check()
+        _checks.intercept_batch(batch)
+        ids = []
+        for item in batch:
+            stored = Intercept(
+                self._next_id, item.warrant_id, item.mail_id, item.server_time,
+                item.sender_account, item.sender_device, item.recipient_account,
+                item.recipient_device, item.envelope,
+            )  # fmt: skip
+            self._by_warrant.setdefault(item.warrant_id, []).append(stored)
+            ids.append(self._next_id)
+            self._next_id += 1
+        return tuple(ids)
+
+    async def page(self, warrant_id: bytes, after_id: int, limit: int) -> tuple[Intercept, ...]:
+        self._life.check()
+        _checks.intercept_page(warrant_id, after_id, limit)
+        items = self._by_warrant.get(warrant_id, [])
+        return tuple(i for i in items if i.id > after_id)[:limit]
+
+    async def count(self, warrant_id: bytes) -> int:
+        self._life.check()
+        _checks.warrant_id(warrant_id)
+        return len(self._by_warrant.get(warrant_id, []))
+
+
+class MemoryEpochStore:
+    """:class:`~overt.storage.interfaces.EpochStore` in a dict."""
+
+    def __init__(self, lifetime: _Lifetime) -> None:
+        self._life = lifetime
+        self._epochs: dict[int, EpochRecord] = {}
+
+    async def add(self, record: EpochRecord) -> None:
+        self._life.check()
+        _checks.epoch_record(record)
+        if record.epoch in self._epochs:
+            raise AlreadyExists("this epoch has a record")
+        self._epochs[record.epoch] = record
+
+    async def get(self, epoch: int) -> EpochRecord | None:
+        self._life.check()
+        _checks.epoch(epoch)
+        return self._epochs.get(epoch)
+
+    async def latest(self, limit: int) -> tuple[EpochRecord, ...]:
+        self._life.check()
+        _checks.epoch_page(limit)
+        return tuple(self._epochs[e] for e in sorted(self._epochs, reverse=True)[:limit])
+
+
 async def open_memory(limits: StorageLimits | None = None) -> Storage:
     """A fresh, empty in-memory :class:`Storage` (asynchronous only for symmetry with
     :func:`overt.storage.sqlite.open_sqlite`)."""
@@ -411,4 +541,10 @@ async def open_memory(limits: StorageLimits | None = None) -> Storage:
         log=MemoryLogStore(life),
         _close=life.close,
         kt=MemoryKtStore(life),
+        warrants=MemoryWarrantStore(life),
+        intercepts=MemoryInterceptStore(life),
+        epochs=MemoryEpochStore(life),
+        reports=MemoryReportStore(life.check),
+        standing=MemoryStandingStore(life.check),
+        moderators=MemoryModeratorStore(life.check),
     )

@@ -91,7 +91,13 @@ from asyncpg.pool import PoolConnectionProxy
 
 from overt.errors import ConfigurationError, LimitExceeded
 from overt.storage import _checks
+from overt.storage._moderation_postgres import (
+    PostgresModeratorStore,
+    PostgresReportStore,
+    PostgresStandingStore,
+)
 from overt.storage._postgres_schema import (
+    INTERCEPT_ID_LOCK,
     LOG_LOCK,
     MAIL_ID_LOCK,
     MIGRATION_LOCK,
@@ -111,16 +117,20 @@ from overt.storage.errors import (
 from overt.storage.interfaces import (
     AccountRecord,
     DeviceAuth,
+    EpochRecord,
+    Intercept,
     KtRecord,
     LogLeaf,
     LogNode,
     Mail,
+    NewIntercept,
     NewMail,
     OneTimeKind,
     PrekeyRecord,
     ReportingTagger,
     Storage,
     StoredCheckpoint,
+    WarrantRecord,
     check_log_append,
     check_log_checkpoint,
     check_log_index,
@@ -128,7 +138,7 @@ from overt.storage.interfaces import (
     check_log_position,
     check_log_range,
 )
-from overt.storage.limits import StorageLimits
+from overt.storage.limits import LIVE_WARRANTS_MAX, StorageLimits
 
 __all__ = [
     "ACQUIRE_TIMEOUT_S",
@@ -1023,6 +1033,242 @@ class PostgresKtStore:
         return await self._db.run("kt latest", job)
 
 
+# ----------------------------------------------------------------------------- lawful access
+
+_SELECT_WARRANT: Final = (
+    "SELECT warrant_id, idx, token_hash, document, not_after, sealed_until, revocation, "
+    "unsealed_idx FROM lawful_warrant "
+)
+
+
+def _warrant(row: asyncpg.Record) -> WarrantRecord:
+    revocation, unsealed = row[6], row[7]
+    return WarrantRecord(
+        warrant_id=bytes(row[0]),
+        index=int(row[1]),
+        token_hash=bytes(row[2]),
+        document=bytes(row[3]),
+        not_after=int(row[4]),
+        sealed_until=int(row[5]),
+        revocation=None if revocation is None else bytes(revocation),
+        unsealed_index=None if unsealed is None else int(unsealed),
+    )
+
+
+class PostgresWarrantStore:
+    """:class:`~overt.storage.interfaces.WarrantStore` on table ``lawful_warrant``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, record: WarrantRecord) -> None:
+        _checks.warrant_record(record)
+
+        async def job(conn: _Conn) -> None:
+            stored = await conn.fetchval(
+                "INSERT INTO lawful_warrant (warrant_id, idx, token_hash, document, not_after, "
+                "sealed_until, revocation, unsealed_idx) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (warrant_id) DO NOTHING RETURNING true",
+                record.warrant_id, record.index, record.token_hash, record.document,
+                record.not_after, record.sealed_until, record.revocation, record.unsealed_index,
+            )  # fmt: skip
+            if stored is None:
+                raise AlreadyExists("a warrant with this id exists")
+
+        await self._db.run("warrant add", job)
+
+    async def get(self, warrant_id: bytes) -> WarrantRecord | None:
+        _checks.warrant_id(warrant_id)
+
+        async def job(conn: _Conn) -> WarrantRecord | None:
+            row = await conn.fetchrow(_SELECT_WARRANT + "WHERE warrant_id = $1", warrant_id)
+            return None if row is None else _warrant(row)
+
+        return await self._db.run("warrant get", job)
+
+    async def live(self, now: int) -> tuple[WarrantRecord, ...]:
+        _checks.time_value(now)
+
+        async def job(conn: _Conn) -> tuple[WarrantRecord, ...]:
+            rows = await conn.fetch(
+                _SELECT_WARRANT + "WHERE revocation IS NULL AND not_after > $1 "
+                "ORDER BY idx LIMIT $2",
+                now,
+                LIVE_WARRANTS_MAX,
+            )
+            return tuple(_warrant(r) for r in rows)
+
+        return await self._db.run("warrant live", job)
+
+    async def revoke(self, warrant_id: bytes, revocation: bytes) -> bool:
+        _checks.warrant_id(warrant_id)
+        _checks.revocation(revocation)
+
+        async def job(conn: _Conn) -> bool:
+            done = await conn.fetchval(
+                "UPDATE lawful_warrant SET revocation = $2 "
+                "WHERE warrant_id = $1 AND revocation IS NULL RETURNING true",
+                warrant_id,
+                revocation,
+            )
+            if done is not None:
+                return True
+            if await conn.fetchval(
+                "SELECT true FROM lawful_warrant WHERE warrant_id = $1", warrant_id
+            ):
+                return False
+            raise NotFound("no such warrant")
+
+        return await self._db.transaction("warrant revoke", job)
+
+    async def due_for_unsealing(self, now: int, limit: int) -> tuple[WarrantRecord, ...]:
+        _checks.time_value(now)
+        _checks.warrant_page(limit)
+
+        async def job(conn: _Conn) -> tuple[WarrantRecord, ...]:
+            rows = await conn.fetch(
+                _SELECT_WARRANT + "WHERE unsealed_idx IS NULL AND sealed_until <= $1 "
+                "ORDER BY sealed_until, warrant_id LIMIT $2",
+                now,
+                limit,
+            )
+            return tuple(_warrant(r) for r in rows)
+
+        return await self._db.run("warrant due", job)
+
+    async def set_unsealed(self, warrant_id: bytes, index: int) -> None:
+        _checks.warrant_id(warrant_id)
+        _checks.log_index(index)
+
+        async def job(conn: _Conn) -> None:
+            done = await conn.fetchval(
+                "UPDATE lawful_warrant SET unsealed_idx = $2 "
+                "WHERE warrant_id = $1 AND unsealed_idx IS NULL RETURNING true",
+                warrant_id,
+                index,
+            )
+            if done is not None:
+                return
+            row = await conn.fetchrow(
+                "SELECT unsealed_idx FROM lawful_warrant WHERE warrant_id = $1", warrant_id
+            )
+            if row is None:
+                raise NotFound("no such warrant")
+            if int(row[0]) != index:
+                raise StorageConflict("the warrant's unsealing was recorded at another index")
+
+        await self._db.transaction("warrant unsealed", job)
+
+
+def _intercept(row: asyncpg.Record) -> Intercept:
+    return Intercept(
+        int(row[0]), bytes(row[1]), int(row[2]), int(row[3]), bytes(row[4]), int(row[5]),
+        bytes(row[6]), int(row[7]), bytes(row[8]),
+    )  # fmt: skip
+
+
+class PostgresInterceptStore:
+    """:class:`~overt.storage.interfaces.InterceptStore` on table ``lawful_intercept``; ids
+    are drawn under :data:`INTERCEPT_ID_LOCK`, so they increase in commit order."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, batch: Sequence[NewIntercept]) -> tuple[int, ...]:
+        _checks.intercept_batch(batch)
+        if not batch:
+            return ()
+
+        async def job(conn: _Conn) -> tuple[int, ...]:
+            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", *INTERCEPT_ID_LOCK)
+            ids = []
+            for i in batch:
+                new_id = await conn.fetchval(
+                    "INSERT INTO lawful_intercept (warrant_id, mail_id, server_time, "
+                    "sender_account, sender_device, recipient_account, recipient_device, "
+                    "envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    i.warrant_id, i.mail_id, i.server_time, i.sender_account, i.sender_device,
+                    i.recipient_account, i.recipient_device, i.envelope,
+                )  # fmt: skip
+                ids.append(int(new_id))
+            return tuple(ids)
+
+        return await self._db.transaction("intercept add", job)
+
+    async def page(self, warrant_id: bytes, after_id: int, limit: int) -> tuple[Intercept, ...]:
+        _checks.intercept_page(warrant_id, after_id, limit)
+
+        async def job(conn: _Conn) -> tuple[Intercept, ...]:
+            rows = await conn.fetch(
+                "SELECT id, warrant_id, mail_id, server_time, sender_account, sender_device, "
+                "recipient_account, recipient_device, envelope FROM lawful_intercept "
+                "WHERE warrant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                warrant_id,
+                after_id,
+                limit,
+            )
+            return tuple(_intercept(r) for r in rows)
+
+        return await self._db.run("intercept page", job)
+
+    async def count(self, warrant_id: bytes) -> int:
+        _checks.warrant_id(warrant_id)
+
+        async def job(conn: _Conn) -> int:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM lawful_intercept WHERE warrant_id = $1", warrant_id
+            )
+            return int(n)
+
+        return await self._db.run("intercept count", job)
+
+
+class PostgresEpochStore:
+    """:class:`~overt.storage.interfaces.EpochStore` on table ``lawful_epoch``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, record: EpochRecord) -> None:
+        _checks.epoch_record(record)
+
+        async def job(conn: _Conn) -> None:
+            stored = await conn.fetchval(
+                "INSERT INTO lawful_epoch (epoch, idx, transcript) VALUES ($1, $2, $3) "
+                "ON CONFLICT (epoch) DO NOTHING RETURNING true",
+                record.epoch,
+                record.index,
+                record.transcript,
+            )
+            if stored is None:
+                raise AlreadyExists("this epoch has a record")
+
+        await self._db.run("epoch add", job)
+
+    async def get(self, epoch: int) -> EpochRecord | None:
+        _checks.epoch(epoch)
+
+        async def job(conn: _Conn) -> EpochRecord | None:
+            row = await conn.fetchrow(
+                "SELECT epoch, idx, transcript FROM lawful_epoch WHERE epoch = $1", epoch
+            )
+            return None if row is None else EpochRecord(int(row[0]), int(row[1]), bytes(row[2]))
+
+        return await self._db.run("epoch get", job)
+
+    async def latest(self, limit: int) -> tuple[EpochRecord, ...]:
+        _checks.epoch_page(limit)
+
+        async def job(conn: _Conn) -> tuple[EpochRecord, ...]:
+            rows = await conn.fetch(
+                "SELECT epoch, idx, transcript FROM lawful_epoch ORDER BY epoch DESC LIMIT $1",
+                limit,
+            )
+            return tuple(EpochRecord(int(r[0]), int(r[1]), bytes(r[2])) for r in rows)
+
+        return await self._db.run("epoch latest", job)
+
+
 # ----------------------------------------------------------------------------- factory
 
 
@@ -1079,5 +1325,11 @@ async def open_postgres(
         blobs=PostgresBlobStore(db, limits),
         log=PostgresLogStore(db),
         kt=PostgresKtStore(db),
+        warrants=PostgresWarrantStore(db),
+        intercepts=PostgresInterceptStore(db),
+        epochs=PostgresEpochStore(db),
+        reports=PostgresReportStore(db),
+        standing=PostgresStandingStore(db),
+        moderators=PostgresModeratorStore(db),
         _close=db.close,
     )

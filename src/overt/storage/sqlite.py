@@ -12,10 +12,24 @@ Several processes (or several ``Storage`` objects) may open the same file: every
 ``BEGIN IMMEDIATE``, so it takes the write lock before reading what it will change, and waits up
 to ``busy_timeout_ms`` for it before failing with ``StorageUnavailable``.
 
+**Group commit.** Write jobs are not each a transaction. A write queues its job and, if none is
+queued yet, one *drain* on the worker thread; the drain takes every write queued at that moment
+(up to :data:`GROUP_COMMIT_MAX_JOBS` per transaction, in arrival order) and runs them in one
+``BEGIN IMMEDIATE`` … ``COMMIT``, each job between ``SAVEPOINT`` and ``RELEASE``. A job that
+raises is undone alone with ``ROLLBACK TO`` (its caller gets its exception, sqlite3 errors
+mapped as below) and the others commit; each job sees the effects of the jobs before it, so
+bounds checked inside a job (mailbox depth, prekey pool) hold across the group, and ids taken
+inside it still increase in commit order. If the transaction as a whole fails (``BEGIN`` or
+``COMMIT``, or an error after which SQLite abandoned the transaction) every job of the group
+fails with it and nothing of the group is stored. Writes arriving while a group commits queue
+the next drain, behind any reads submitted before them. Under load this turns one fsync per
+write into one per group, and the worker hands results back to the event loop once per group.
+
 **Durability.** The file is in WAL mode with ``synchronous=FULL``: when a write coroutine
-returns, its transaction is in the fsynced WAL, so it survives the process being killed (and
-power loss). A write whose awaiting task is cancelled still runs to its end on the worker
-thread; it may or may not have committed, as with any lost reply.
+returns, the group commit that included it is in the fsynced WAL, so it survives the process
+being killed (and power loss); no write returns before its group has committed. A write whose
+awaiting task is cancelled still runs to its end on the worker thread; it may or may not have
+committed, as with any lost reply.
 
 **Schema.** :data:`MIGRATIONS` (from ``_sqlite_schema.py``, where the schema is described) is an
 append-only list of SQL scripts; script ``i`` moves the schema from version ``i`` to ``i + 1``.
@@ -36,15 +50,22 @@ never reads a clock or draws randomness: times and ids come from its callers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
+import threading
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from overt.errors import LimitExceeded
 from overt.storage import _checks
+from overt.storage._moderation_sqlite import (
+    SqliteModeratorStore,
+    SqliteReportStore,
+    SqliteStandingStore,
+)
 from overt.storage._sqlite_schema import MIGRATIONS, SCHEMA_VERSION_TABLE
 from overt.storage.errors import (
     AlreadyExists,
@@ -58,16 +79,20 @@ from overt.storage.errors import (
 from overt.storage.interfaces import (
     AccountRecord,
     DeviceAuth,
+    EpochRecord,
+    Intercept,
     KtRecord,
     LogLeaf,
     LogNode,
     Mail,
+    NewIntercept,
     NewMail,
     OneTimeKind,
     PrekeyRecord,
     ReportingTagger,
     Storage,
     StoredCheckpoint,
+    WarrantRecord,
     check_log_append,
     check_log_checkpoint,
     check_log_index,
@@ -75,10 +100,11 @@ from overt.storage.interfaces import (
     check_log_position,
     check_log_range,
 )
-from overt.storage.limits import StorageLimits
+from overt.storage.limits import LIVE_WARRANTS_MAX, StorageLimits
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "GROUP_COMMIT_MAX_JOBS",
     "MIGRATIONS",
     "SQLITE_MIN_VERSION",
     "apply_migrations",
@@ -87,6 +113,9 @@ __all__ = [
 
 BUSY_TIMEOUT_MS: Final = 5000
 """How long a write waits for another connection's write lock before ``StorageUnavailable``."""
+
+GROUP_COMMIT_MAX_JOBS: Final = 256
+"""Write jobs committed together in one transaction at most; more wait for the next one."""
 
 SQLITE_MIN_VERSION: Final = (3, 37, 0)
 """STRICT tables need 3.37; ``RETURNING`` needs 3.35."""
@@ -178,8 +207,44 @@ def apply_migrations(conn: sqlite3.Connection, migrations: Sequence[str] = MIGRA
     return target
 
 
+class _Write:
+    """One write job waiting for the next group commit, and where its outcome goes."""
+
+    __slots__ = ("future", "job", "loop", "what")
+
+    def __init__(
+        self,
+        what: str,
+        job: _Job[Any],
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
+    ) -> None:
+        self.what = what
+        self.job = job
+        self.loop = loop
+        self.future = future
+
+
+_Outcome = tuple[asyncio.Future[Any], BaseException | None, Any]
+"""A write's future, and the exception it failed with or else its result."""
+
+
+def _settle(outcomes: Sequence[_Outcome]) -> None:
+    """Resolve writes' futures (on their event loop); those whose caller gave up are skipped."""
+    for future, error, value in outcomes:
+        if future.cancelled():
+            continue
+        if error is None:
+            future.set_result(value)
+        elif isinstance(error, StopIteration):  # a Future refuses it; as asyncio does for tasks
+            future.set_exception(RuntimeError(f"a storage job raised {type(error).__name__}"))
+        else:
+            future.set_exception(error)
+
+
 class _Database:
-    """One connection on one worker thread; runs jobs as read or write transactions."""
+    """One connection on one worker thread; runs jobs as read transactions, and write jobs in
+    group commits (see the module's docstring)."""
 
     def __init__(self, path: str, busy_timeout_ms: int) -> None:
         self._path = path
@@ -187,6 +252,11 @@ class _Database:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="overt-sqlite")
         self._conn: sqlite3.Connection | None = None
         self._closed = False
+        self._writes_lock = threading.Lock()
+        self._writes: list[_Write] = []
+        """Write jobs not yet taken by the worker, in arrival order (under the lock)."""
+        self._drain_queued = False
+        """Whether a :meth:`_drain` is queued on the worker that has not yet taken the jobs."""
 
     async def _submit(self, job: Callable[[], _T]) -> _T:
         if self._closed:
@@ -234,6 +304,7 @@ class _Database:
         self._closed = True
         loop = asyncio.get_running_loop()
         try:
+            # Every write accepted before this point has a drain queued ahead of _close.
             await loop.run_in_executor(self._executor, self._close)
         finally:
             self._executor.shutdown(wait=False)
@@ -251,8 +322,19 @@ class _Database:
         return await self._submit(lambda: self._transaction(what, "BEGIN", job))
 
     async def write(self, what: str, job: _Job[_T]) -> _T:
-        """Run ``job`` in a ``BEGIN IMMEDIATE`` transaction; commit, or roll back on any error."""
-        return await self._submit(lambda: self._transaction(what, "BEGIN IMMEDIATE", job))
+        """Run ``job`` in the next group commit, inside its own savepoint: its changes are
+        committed (and fsynced) when this returns, and none of them if it raised."""
+        if self._closed:
+            raise StorageUnavailable("storage is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[_T] = loop.create_future()
+        with self._writes_lock:
+            self._writes.append(_Write(what, job, loop, future))
+            queue_drain = not self._drain_queued
+            self._drain_queued = True
+        if queue_drain:
+            self._executor.submit(self._drain)
+        return await future
 
     def _transaction(self, what: str, begin: str, job: _Job[_T]) -> _T:
         conn = self._conn
@@ -270,6 +352,70 @@ class _Database:
         except sqlite3.Error as e:
             raise _mapped(e, what) from e
         return result
+
+    def _drain(self) -> None:
+        """On the worker: commit every write queued now, :data:`GROUP_COMMIT_MAX_JOBS` per
+        transaction. Writes that arrive meanwhile queue another drain, behind any reads that
+        arrived before them."""
+        with self._writes_lock:
+            writes, self._writes = self._writes, []
+            self._drain_queued = False
+        for start in range(0, len(writes), GROUP_COMMIT_MAX_JOBS):
+            batch = writes[start : start + GROUP_COMMIT_MAX_JOBS]
+            try:
+                outcomes = self._group_commit(batch)
+            except BaseException as e:  # a bug here must not leave a caller waiting forever
+                outcomes = [(w.future, e, None) for w in batch]
+            by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+            for w, outcome in zip(batch, outcomes, strict=True):
+                by_loop.setdefault(w.loop, []).append(outcome)
+            for loop, settled in by_loop.items():
+                with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits
+                    loop.call_soon_threadsafe(_settle, settled)
+
+    def _group_commit(self, batch: Sequence[_Write]) -> list[_Outcome]:
+        """Run ``batch`` in one ``BEGIN IMMEDIATE`` transaction, each job between ``SAVEPOINT``
+        and ``RELEASE`` (``ROLLBACK TO`` if it raised), then one ``COMMIT``. If the transaction
+        itself fails (``BEGIN``, ``COMMIT``, a savepoint statement, or a job error after which
+        SQLite rolled the whole transaction back), every job of the batch fails with it."""
+        conn = self._conn
+        if conn is None:
+            closed = StorageUnavailable("storage is closed")
+            return [(w.future, closed, None) for w in batch]
+        outcomes: list[_Outcome] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for w in batch:
+                    conn.execute("SAVEPOINT job")
+                    try:
+                        value = w.job(conn)
+                    except BaseException as e:
+                        if not conn.in_transaction:
+                            raise  # SQLite gave up the whole transaction (I/O, full, busy)
+                        conn.execute("ROLLBACK TO job")
+                        conn.execute("RELEASE job")
+                        outcomes.append((w.future, _job_error(e, w.what), None))
+                    else:
+                        conn.execute("RELEASE job")
+                        outcomes.append((w.future, None, value))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except BaseException as e:
+            return [(w.future, _job_error(e, w.what), None) for w in batch]
+        return outcomes
+
+
+def _job_error(error: BaseException, what: str) -> BaseException:
+    """What the caller of a write job gets: sqlite3 errors mapped, anything else as raised."""
+    if isinstance(error, sqlite3.Error):
+        mapped = _mapped(error, what)
+        mapped.__cause__ = error
+        return mapped
+    return error
 
 
 # ----------------------------------------------------------------------------- accounts
@@ -849,6 +995,246 @@ class SqliteKtStore:
         return await self._db.read("kt latest", job)
 
 
+# ----------------------------------------------------------------------------- lawful access
+
+_SELECT_WARRANT: Final = (
+    "SELECT warrant_id, idx, token_hash, document, not_after, sealed_until, revocation, "
+    "unsealed_idx FROM lawful_warrant "
+)
+
+
+def _warrant(row: Any) -> WarrantRecord:
+    revocation, unsealed = row[6], row[7]
+    return WarrantRecord(
+        warrant_id=bytes(row[0]),
+        index=int(row[1]),
+        token_hash=bytes(row[2]),
+        document=bytes(row[3]),
+        not_after=int(row[4]),
+        sealed_until=int(row[5]),
+        revocation=None if revocation is None else bytes(revocation),
+        unsealed_index=None if unsealed is None else int(unsealed),
+    )
+
+
+class SqliteWarrantStore:
+    """:class:`~overt.storage.interfaces.WarrantStore` on table ``lawful_warrant``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, record: WarrantRecord) -> None:
+        _checks.warrant_record(record)
+        row = (
+            record.warrant_id, record.index, record.token_hash, record.document,
+            record.not_after, record.sealed_until, record.revocation, record.unsealed_index,
+        )  # fmt: skip
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO lawful_warrant (warrant_id, idx, token_hash, document, "
+                    "not_after, sealed_until, revocation, unsealed_idx) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+            except sqlite3.IntegrityError as e:
+                if _is_unique_violation(e):
+                    raise AlreadyExists("a warrant with this id exists") from e
+                raise
+
+        await self._db.write("warrant add", job)
+
+    async def get(self, warrant_id: bytes) -> WarrantRecord | None:
+        _checks.warrant_id(warrant_id)
+
+        def job(conn: sqlite3.Connection) -> WarrantRecord | None:
+            row = conn.execute(
+                _SELECT_WARRANT + "WHERE warrant_id = ?",
+                (warrant_id,),
+            ).fetchone()
+            return None if row is None else _warrant(row)
+
+        return await self._db.read("warrant get", job)
+
+    async def live(self, now: int) -> tuple[WarrantRecord, ...]:
+        _checks.time_value(now)
+
+        def job(conn: sqlite3.Connection) -> tuple[WarrantRecord, ...]:
+            rows = conn.execute(
+                _SELECT_WARRANT + "WHERE revocation IS NULL AND not_after > ? ORDER BY idx LIMIT ?",
+                (now, LIVE_WARRANTS_MAX),
+            ).fetchall()
+            return tuple(_warrant(r) for r in rows)
+
+        return await self._db.read("warrant live", job)
+
+    async def revoke(self, warrant_id: bytes, revocation: bytes) -> bool:
+        _checks.warrant_id(warrant_id)
+        _checks.revocation(revocation)
+
+        def job(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT revocation FROM lawful_warrant WHERE warrant_id = ?", (warrant_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such warrant")
+            if row[0] is not None:
+                return False
+            conn.execute(
+                "UPDATE lawful_warrant SET revocation = ? WHERE warrant_id = ?",
+                (revocation, warrant_id),
+            )
+            return True
+
+        return await self._db.write("warrant revoke", job)
+
+    async def due_for_unsealing(self, now: int, limit: int) -> tuple[WarrantRecord, ...]:
+        _checks.time_value(now)
+        _checks.warrant_page(limit)
+
+        def job(conn: sqlite3.Connection) -> tuple[WarrantRecord, ...]:
+            rows = conn.execute(
+                _SELECT_WARRANT + "WHERE unsealed_idx IS NULL AND sealed_until <= ? "
+                "ORDER BY sealed_until, warrant_id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return tuple(_warrant(r) for r in rows)
+
+        return await self._db.read("warrant due", job)
+
+    async def set_unsealed(self, warrant_id: bytes, index: int) -> None:
+        _checks.warrant_id(warrant_id)
+        _checks.log_index(index)
+
+        def job(conn: sqlite3.Connection) -> None:
+            row = conn.execute(
+                "SELECT unsealed_idx FROM lawful_warrant WHERE warrant_id = ?", (warrant_id,)
+            ).fetchone()
+            if row is None:
+                raise NotFound("no such warrant")
+            if row[0] is not None:
+                if int(row[0]) != index:
+                    raise StorageConflict("the warrant's unsealing was recorded at another index")
+                return
+            conn.execute(
+                "UPDATE lawful_warrant SET unsealed_idx = ? WHERE warrant_id = ?",
+                (index, warrant_id),
+            )
+
+        await self._db.write("warrant unsealed", job)
+
+
+def _intercept(row: Any) -> Intercept:
+    return Intercept(
+        int(row[0]), bytes(row[1]), int(row[2]), int(row[3]), bytes(row[4]), int(row[5]),
+        bytes(row[6]), int(row[7]), bytes(row[8]),
+    )  # fmt: skip
+
+
+class SqliteInterceptStore:
+    """:class:`~overt.storage.interfaces.InterceptStore` on table ``lawful_intercept``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, batch: Sequence[NewIntercept]) -> tuple[int, ...]:
+        _checks.intercept_batch(batch)
+        rows = [
+            (i.warrant_id, i.mail_id, i.server_time, i.sender_account, i.sender_device,
+             i.recipient_account, i.recipient_device, i.envelope)
+            for i in batch
+        ]  # fmt: skip
+        if not rows:
+            return ()
+
+        def job(conn: sqlite3.Connection) -> tuple[int, ...]:
+            ids = []
+            for row in rows:
+                cursor = conn.execute(
+                    "INSERT INTO lawful_intercept (warrant_id, mail_id, server_time, "
+                    "sender_account, sender_device, recipient_account, recipient_device, "
+                    "envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                assert cursor.lastrowid is not None
+                ids.append(int(cursor.lastrowid))
+            return tuple(ids)
+
+        return await self._db.write("intercept add", job)
+
+    async def page(self, warrant_id: bytes, after_id: int, limit: int) -> tuple[Intercept, ...]:
+        _checks.intercept_page(warrant_id, after_id, limit)
+
+        def job(conn: sqlite3.Connection) -> tuple[Intercept, ...]:
+            rows = conn.execute(
+                "SELECT id, warrant_id, mail_id, server_time, sender_account, sender_device, "
+                "recipient_account, recipient_device, envelope FROM lawful_intercept "
+                "WHERE warrant_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (warrant_id, after_id, limit),
+            ).fetchall()
+            return tuple(_intercept(r) for r in rows)
+
+        return await self._db.read("intercept page", job)
+
+    async def count(self, warrant_id: bytes) -> int:
+        _checks.warrant_id(warrant_id)
+
+        def job(conn: sqlite3.Connection) -> int:
+            (n,) = conn.execute(
+                "SELECT count(*) FROM lawful_intercept WHERE warrant_id = ?", (warrant_id,)
+            ).fetchone()
+            return int(n)
+
+        return await self._db.read("intercept count", job)
+
+
+class SqliteEpochStore:
+    """:class:`~overt.storage.interfaces.EpochStore` on table ``lawful_epoch``."""
+
+    def __init__(self, db: _Database) -> None:
+        self._db = db
+
+    async def add(self, record: EpochRecord) -> None:
+        _checks.epoch_record(record)
+        row = (record.epoch, record.index, record.transcript)
+
+        def job(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO lawful_epoch (epoch, idx, transcript) VALUES (?, ?, ?)", row
+                )
+            except sqlite3.IntegrityError as e:
+                if _is_unique_violation(e):
+                    raise AlreadyExists("this epoch has a record") from e
+                raise
+
+        await self._db.write("epoch add", job)
+
+    async def get(self, epoch: int) -> EpochRecord | None:
+        _checks.epoch(epoch)
+
+        def job(conn: sqlite3.Connection) -> EpochRecord | None:
+            row = conn.execute(
+                "SELECT epoch, idx, transcript FROM lawful_epoch WHERE epoch = ?", (epoch,)
+            ).fetchone()
+            return None if row is None else EpochRecord(int(row[0]), int(row[1]), bytes(row[2]))
+
+        return await self._db.read("epoch get", job)
+
+    async def latest(self, limit: int) -> tuple[EpochRecord, ...]:
+        _checks.epoch_page(limit)
+
+        def job(conn: sqlite3.Connection) -> tuple[EpochRecord, ...]:
+            rows = conn.execute(
+                "SELECT epoch, idx, transcript FROM lawful_epoch ORDER BY epoch DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+            return tuple(EpochRecord(int(r[0]), int(r[1]), bytes(r[2])) for r in rows)
+
+        return await self._db.read("epoch latest", job)
+
+
 # ----------------------------------------------------------------------------- factory
 
 
@@ -874,4 +1260,10 @@ async def open_sqlite(
         log=SqliteLogStore(db),
         _close=db.close,
         kt=SqliteKtStore(db),
+        warrants=SqliteWarrantStore(db),
+        intercepts=SqliteInterceptStore(db),
+        epochs=SqliteEpochStore(db),
+        reports=SqliteReportStore(db),
+        standing=SqliteStandingStore(db),
+        moderators=SqliteModeratorStore(db),
     )

@@ -63,8 +63,10 @@ APPEND_BATCH_MAX: Final = 4096
 APPEND_WINDOW_MS: Final = 2
 """How long an :class:`Appender` waits for more appends before committing, by default."""
 
-APPEND_RETRIES: Final = 3
-"""Attempts of one batch when another writer keeps appending first."""
+APPEND_RETRIES: Final = 32
+"""Attempts of one batch when another writer keeps appending first. Several server nodes on one
+PostgreSQL append to one log, each after reading the tree's right edge, so under a stream of
+registrations a node loses the race about every other time: a few attempts are not enough."""
 
 ENTRIES_PAGE_MAX: Final = LOG_PAGE_MAX
 """Most entries :meth:`Log.entries` returns at once."""

@@ -2,8 +2,10 @@
 
 A manifest names the deployment and a monotonic version; the provider's Ed25519 key (and, to
 rotate it, the key that may sign the next version); the server's API keys; the transparency
-log's origin and C2SP verifier key; the witnesses (names and cosignature/v1 verifier keys) and
-their quorum; the **access policy** — ``none`` (end-to-end encryption only) or ``escrow`` with
+log's origin and C2SP verifier key; the key directory's vrf-r255 public key (``vrf_key``: the
+key clients check account labels with); the witnesses (names and cosignature/v1 verifier keys)
+and their quorum — or no witnesses and quorum 0, a deployment whose checkpoints only the log
+signs —; the **access policy** — ``none`` (end-to-end encryption only) or ``escrow`` with
 its custodians, threshold, court keys, escrow-epoch length, key-retention window and longest
 sealing period —; and the **safety policy** (franking, always on; known-content matching, off
 unless enabled with its threshold and the organisations that sign the list).
@@ -45,6 +47,7 @@ from typing import Final, Literal, Self, TypeAlias
 from urllib.parse import urlsplit
 
 from overt.crypto import ED25519_KEY_LEN, ED25519_SIG_LEN, Ed25519PrivateKey, Ed25519PublicKey
+from overt.crypto.vrf import VRF_KEY_LEN, VrfPublicKey
 from overt.errors import (
     ConfigurationError,
     DecodeError,
@@ -395,6 +398,9 @@ class Manifest:
     safety: SafetyPolicy = field(default_factory=SafetyPolicy)
     next_provider_key: Ed25519PublicKey | None = None
     """The key allowed to sign the next version instead of ``provider_key`` (a rotation)."""
+    vrf_key: VrfPublicKey | None = None
+    """The key directory's vrf-r255 public key: a lookup's VRF proof of an account's label
+    verifies under it. ``None`` (member absent) for a deployment without a key directory."""
 
     def __post_init__(self) -> None:
         _run_checks(self, self._validate)
@@ -416,8 +422,12 @@ class Manifest:
         _check_distinct([k.name for k in self.server_keys], "server key names")
         _check_distinct([k.key.raw for k in self.server_keys], "server keys")
         _check(isinstance(self.log, LogInfo), "log must be a LogInfo")
+        _check(
+            self.vrf_key is None or isinstance(self.vrf_key, VrfPublicKey),
+            "vrf_key must be a vrf-r255 public key",
+        )
         _check(isinstance(self.witnesses, tuple), "witnesses must be a tuple")
-        _check(1 <= len(self.witnesses) <= MAX_WITNESSES, "witness count out of range")
+        _check(len(self.witnesses) <= MAX_WITNESSES, "witness count out of range")
         _check_distinct([w.name for w in self.witnesses], "witness names")
         _check_distinct([w.vkey.public_key.raw for w in self.witnesses], "witness keys")
         _check_distinct([(w.vkey.name, w.vkey.key_id) for w in self.witnesses], "witness vkeys")
@@ -425,7 +435,11 @@ class Manifest:
             self.log.vkey.public_key.raw not in {w.vkey.public_key.raw for w in self.witnesses},
             "the log cannot witness itself",
         )
-        _check_int(self.witness_quorum, 1, len(self.witnesses), "witness quorum")
+        # No witnesses means quorum 0 (checkpoints signed by the log alone); listed witnesses
+        # must be required: at least one cosignature.
+        _check_int(
+            self.witness_quorum, min(1, len(self.witnesses)), len(self.witnesses), "witness quorum"
+        )
         _check(isinstance(self.access, NoAccess | EscrowAccess), "unknown access policy")
         _check(isinstance(self.safety, SafetyPolicy), "safety must be a SafetyPolicy")
 
@@ -451,6 +465,8 @@ class Manifest:
         }
         if self.next_provider_key is not None:
             obj["next_provider_key"] = _b64url(self.next_provider_key.raw)
+        if self.vrf_key is not None:
+            obj["vrf_key"] = _b64url(self.vrf_key.raw)
         return obj
 
     def canonical_bytes(self) -> bytes:
@@ -482,7 +498,7 @@ class Manifest:
                 "version",
                 "witnesses",
             },
-            optional={"next_provider_key"},
+            optional={"next_provider_key", "vrf_key"},
         )
         witnesses = _members(m["witnesses"], "witnesses", required={"members", "quorum"})
         log = _members(m["log"], "log", required={"origin", "vkey"})
@@ -504,6 +520,7 @@ class Manifest:
             next_provider_key=_ed25519(m["next_provider_key"], "next_provider_key")
             if "next_provider_key" in m
             else None,
+            vrf_key=_vrf_key(m["vrf_key"]) if "vrf_key" in m else None,
         )
 
 
@@ -551,6 +568,15 @@ def _ed25519(value: JsonValue, what: str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_bytes(raw)
     except DecodeError:
         raise _Invalid(f"{what} is not an Ed25519 public key") from None
+
+
+def _vrf_key(value: JsonValue) -> VrfPublicKey:
+    raw = _b64url_decode(_str(value, "vrf_key"), "vrf_key")
+    _check(len(raw) == VRF_KEY_LEN, "vrf_key is not a 32-byte vrf-r255 key")
+    try:
+        return VrfPublicKey.from_bytes(raw)
+    except DecodeError:
+        raise _Invalid("vrf_key is not a vrf-r255 public key") from None
 
 
 def _vkey(value: JsonValue, what: str) -> VerifierKey:
@@ -639,6 +665,24 @@ def _safety(value: JsonValue) -> SafetyPolicy:
             list_signer_quorum=_int(mm["list_signer_quorum"], "list_signer_quorum"),
         )
     )
+
+
+def access_policy_from_json(value: JsonValue) -> AccessPolicy:
+    """Read an access policy object (the manifest's ``access`` member) strictly, e.g. from a
+    deployment's configuration; :class:`DecodeError` on any deviation."""
+    try:
+        return _access(value)
+    except (_Invalid, ConfigurationError) as e:
+        raise DecodeError(f"access policy: {e}") from None
+
+
+def safety_policy_from_json(value: JsonValue) -> SafetyPolicy:
+    """Read a safety policy object (the manifest's ``safety`` member) strictly;
+    :class:`DecodeError` on any deviation."""
+    try:
+        return _safety(value)
+    except (_Invalid, ConfigurationError) as e:
+        raise DecodeError(f"safety policy: {e}") from None
 
 
 # ----------------------------------------------------------------------------- signing
@@ -777,10 +821,12 @@ __all__ = [
     "NoAccess",
     "SafetyPolicy",
     "WitnessInfo",
+    "access_policy_from_json",
     "check_successor",
     "describe_policy",
     "describe_safety",
     "manifest_signing_message",
+    "safety_policy_from_json",
     "sign_manifest",
     "verify_manifest",
     "verify_successor",

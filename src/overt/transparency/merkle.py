@@ -9,7 +9,8 @@ complete (perfect) subtree, addressed by ``(level, index)`` — the subtree cove
 ``[index·2^level, (index+1)·2^level)``. Every hash a proof needs is either such a subtree or the
 right edge of the tree, which folds O(log n) of them, so a persistent store serves a proof at any
 size — including a past size — with O(log n) lookups and no recomputation. :class:`MemoryTree` is
-the in-memory reference source.
+the in-memory reference source. :class:`CompactRange` keeps only the tree's right edge, what a
+monitor or auditor needs to recompute the root of a log it downloads entry by entry.
 
 Proof *verification* (RFC 9162 §2.1.3.2 and §2.1.4.2) is pure and takes bytes. Every failure,
 including a malformed argument such as an index outside the tree, raises
@@ -93,6 +94,75 @@ def root_from_leaf_hashes(leaf_hashes: Iterable[bytes]) -> bytes:
         _, left = stack.pop()
         root = hash_node(left, root)
     return root
+
+
+class CompactRange:
+    """The right edge of the tree over leaves ``[0, size)``: what a verifier keeps to follow a
+    growing log in O(log n) memory.
+
+    ``hashes`` holds one complete-subtree hash per set bit of ``size``, largest (leftmost)
+    first — the subtrees of the RFC 9162 decomposition of ``[0, size)``. Appending a leaf hash
+    merges equal-sized subtrees as :class:`MemoryTree` does; :meth:`root` folds them from the
+    right into MTH(D[0:size]). A monitor that downloads entries appends their leaf hashes and
+    compares :meth:`root` with a signed checkpoint's root: equal roots mean the entries are
+    exactly the log's leaves. ``(size, hashes)`` is the whole state, so it can be stored and
+    restored (a state that does not fit its size raises :class:`LocalError`).
+    """
+
+    __slots__ = ("_hashes", "_size")
+
+    def __init__(self, size: int = 0, hashes: Iterable[bytes] = ()) -> None:
+        state = [bytes(h) for h in hashes]
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_TREE_SIZE:
+            raise LocalError("a compact range's size must be in 0..MAX_TREE_SIZE")
+        if len(state) != size.bit_count() or any(len(h) != HASH_LEN for h in state):
+            raise LocalError("a compact range holds one 32-byte hash per set bit of its size")
+        self._size = size
+        self._hashes = state
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    @property
+    def hashes(self) -> tuple[bytes, ...]:
+        """The complete subtrees' hashes, largest first (the state to persist)."""
+        return tuple(self._hashes)
+
+    def append(self, leaf_hash: bytes) -> None:
+        """Add the leaf whose RFC 9162 leaf hash is ``leaf_hash`` (see :func:`hash_leaf`)."""
+        if len(leaf_hash) != HASH_LEN:
+            raise LocalError("a leaf hash must be 32 bytes")
+        if self._size >= MAX_TREE_SIZE:
+            raise LocalError("the tree is full")
+        node = bytes(leaf_hash)
+        size = self._size
+        # Each trailing one bit of the size is a subtree of the new leaf's height: merge it.
+        while size & 1:
+            node = hash_node(self._hashes.pop(), node)
+            size >>= 1
+        self._hashes.append(node)
+        self._size += 1
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """:meth:`append` each of ``leaf_hashes``, in order."""
+        for h in leaf_hashes:
+            self.append(h)
+
+    def root(self) -> bytes:
+        """MTH(D[0:size]): the root hash of the leaves appended so far."""
+        if not self._hashes:
+            return EMPTY_ROOT
+        root = self._hashes[-1]
+        for left in reversed(self._hashes[:-1]):
+            root = hash_node(left, root)
+        return root
+
+    def copy(self) -> CompactRange:
+        return CompactRange(self._size, self._hashes)
+
+    def __repr__(self) -> str:
+        return f"CompactRange(size={self._size})"
 
 
 # ----------------------------------------------------------------------------- node sources
