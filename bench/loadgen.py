@@ -39,9 +39,11 @@ the server answers ``200`` (the message is then durable: docs/api.md).
 **Receiving.** On every ``mail`` frame the recipient de-duplicates by the envelope's message id
 (as the client library does: a repeat is counted, never shown), decrypts, checks that the body
 is byte for byte what the sender encrypted for this recipient, records the latency (now minus
-the timestamp in the body) and acknowledges the mail with one ``ack`` frame, as the client
-library does. Any decryption failure, mismatch, unknown message or failed send is recorded and
-makes :meth:`LoadGenerator.check` raise.
+the timestamp in the body) and acknowledges mail in batches as the client library's
+``Client.listen`` does: one ``ack`` frame once ``ACK_BATCH_MAX`` ids wait, or when no further
+frame arrived within ``ACK_DELAY_S`` (both from :mod:`overt.client.limits`). Any decryption
+failure, mismatch, unknown message or failed send is recorded and makes
+:meth:`LoadGenerator.check` raise.
 
 **Phases.** :meth:`~LoadGenerator.closed_loop` keeps ``window`` sends outstanding per client
 for ``warmup_s + duration_s``; :meth:`~LoadGenerator.open_loop` schedules sends at a fixed
@@ -71,11 +73,13 @@ from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosedOK
 
 from bench.core import BenchError
 from bench.impls import paused_gc
 from overt.client._api import prekey_upload
 from overt.client.clock import SystemClock
+from overt.client.limits import ACK_BATCH_MAX, ACK_DELAY_S
 from overt.client.transport import RequestSigner
 from overt.crypto import Rng, SystemRng
 from overt.protocol import AccountIdentity, Device, verify_bundle, verify_device_list
@@ -125,6 +129,26 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
         raise BenchError("no latency samples")
     rank = max(1, math.ceil(q * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+async def _send_acks(ws: ClientConnection, acks: list[int]) -> None:
+    """One ``ack`` frame for every id in ``acks``, which is emptied."""
+    if acks:
+        ids = ",".join(map(str, acks))
+        acks.clear()
+        await ws.send(f'{{"type":"ack","ids":[{ids}]}}')
+
+
+async def _next_frame(ws: ClientConnection, acks: list[int]) -> str | bytes:
+    """The next WebSocket message; acknowledgements waiting go out once none arrives within
+    ``ACK_DELAY_S`` (as ``Client.listen`` does; ``recv`` may be cancelled without losing data)."""
+    if acks:
+        try:
+            async with asyncio.timeout(ACK_DELAY_S):
+                return await ws.recv()
+        except TimeoutError:
+            await _send_acks(ws, acks)
+    return await ws.recv()
 
 
 # ----------------------------------------------------------------------------- processes
@@ -606,8 +630,13 @@ class LoadGenerator:
     async def _receive(self, c: LoadClient) -> None:
         ws = c.ws
         assert ws is not None
+        acks: list[int] = []
         try:
-            async for raw in ws:
+            while True:
+                try:
+                    raw = await _next_frame(ws, acks)
+                except ConnectionClosedOK:
+                    break
                 frame = json.loads(raw)
                 kind = frame.get("type")
                 if kind == "mail":
@@ -615,8 +644,9 @@ class LoadGenerator:
                         self._on_mail(c, frame)
                     except Exception as exc:  # a failed check must not stop the reader
                         self._fail(f"client {c.index}: {type(exc).__name__}: {exc}")
-                    mail_id = int(frame["id"])
-                    await ws.send(f'{{"type":"ack","ids":[{mail_id}]}}')
+                    acks.append(int(frame["id"]))
+                    if len(acks) >= ACK_BATCH_MAX:
+                        await _send_acks(ws, acks)
                 elif kind == "prekeys_low":
                     c.prekeys_low += 1
                 else:

@@ -118,7 +118,7 @@ def build_app(
     config = ServerConfig(FRANKING_KEY, ServerLimits(rate_burst=1_000_000))
     app = create_app(config, storage, InProcessPubSub(), clock=clock, rng=DeterministicRng("srv"))
     auth = Authenticator(storage.accounts, clock, config.limits)
-    suspensions = SuspensionGate(storage.standing, clock)
+    suspensions: SuspensionGate = app.state.suspensions  # the gate create_app checks
 
     async def authenticated(request: Request, limit: int) -> tuple[Address, bytes]:
         body = await read_body(request, limit)

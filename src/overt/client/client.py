@@ -40,6 +40,7 @@ Logs name addresses, server ids and reason classes; never bodies, keys or cipher
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -70,6 +71,8 @@ from overt.client.errors import (
 )
 from overt.client.kt import KeyTransparency, OwnAccount, Progress, device_list_hash
 from overt.client.limits import (
+    ACK_BATCH_MAX,
+    ACK_DELAY_S,
     BACKOFF_FACTOR,
     BACKOFF_INITIAL_S,
     BACKOFF_MAX_S,
@@ -1040,8 +1043,11 @@ class Client:
     ) -> AsyncGenerator[Message, None]:
         """New messages as they arrive, forever (stop by leaving the ``async for``).
 
-        Over a transport with push (WebSocket ``/v1/ws``) each mail is processed, stored and
-        acknowledged as it comes; over one without (in-process) this polls :meth:`sync`
+        Over a transport with push (WebSocket ``/v1/ws``) each mail is processed and stored as
+        it comes and acknowledged in batches: one ``ack`` frame once :data:`ACK_BATCH_MAX` ids
+        wait, or when no further mail arrived :data:`ACK_DELAY_S` after this generator was
+        asked for the next message, and when listening stops (mail not acknowledged comes
+        again and is recognised); over one without (in-process) this polls :meth:`sync`
         every ``poll_interval`` seconds. A lost connection is retried with exponential
         backoff and jitter (:data:`BACKOFF_INITIAL_S` … :data:`BACKOFF_MAX_S`).
         """
@@ -1054,11 +1060,17 @@ class Client:
                     async with self._transport.push("/v1/ws") as channel:
                         await self._ws_login(channel)
                         delay = BACKOFF_INITIAL_S
-                        while True:
-                            message = await self._ws_next(channel)
-                            if message is not None:
-                                yield message
-                            await self._monitor_if_due()
+                        acks: list[int] = []
+                        try:
+                            while True:
+                                message = await self._ws_next(channel, acks)
+                                if message is not None:
+                                    yield message
+                                await self._monitor_if_due()
+                        except GeneratorExit:  # the caller stopped listening
+                            with contextlib.suppress(ServerUnreachable, BadResponse):
+                                await _send_acks(channel, acks)
+                            raise
                 else:
                     for message in await self.sync():
                         yield message
@@ -1086,13 +1098,16 @@ class Client:
         if ready.get("type") != "ready":
             raise BadResponse("the server's push channel did not answer the login")
 
-    async def _ws_next(self, channel: PushChannel) -> Message | None:
-        event = await _push_frame(channel, "push message")
+    async def _ws_next(self, channel: PushChannel, acks: list[int]) -> Message | None:
+        """Process the next push frame; ``acks`` holds the ids stored but not acknowledged."""
+        event = await _next_push_frame(channel, acks)
         kind = event.get("type")
         if kind == "mail":
             mail = _api.parse_mail(event)
             message, used_prekey = await self._process(mail)
-            await channel.send_json({"type": "ack", "ids": [mail.id]})
+            acks.append(mail.id)
+            if len(acks) >= ACK_BATCH_MAX:
+                await _send_acks(channel, acks)
             if used_prekey:
                 await self.refill_prekeys()
             return message
@@ -1362,6 +1377,32 @@ class Client:
             name_of(m.peer), name_of(m.sender.account), m.sender.device, m.direction,
             m.message_id, m.text, pointer, m.sent_ms, m.stored_ms, m.server_time_ms,
         )  # fmt: skip
+
+
+async def _send_acks(channel: PushChannel, acks: list[int]) -> None:
+    """Acknowledge every id in ``acks`` in one frame, and empty it."""
+    if acks:
+        ids = acks.copy()
+        acks.clear()
+        await channel.send_json({"type": "ack", "ids": ids})
+
+
+async def _next_push_frame(channel: PushChannel, acks: list[int]) -> Mapping[str, object]:
+    """The next push frame; if acknowledgements wait and none arrives within
+    :data:`ACK_DELAY_S`, they are sent while the frame is still awaited."""
+    if not acks:
+        return await _push_frame(channel, "push message")
+    receiving = asyncio.ensure_future(_push_frame(channel, "push message"))
+    try:
+        done, _ = await asyncio.wait({receiving}, timeout=ACK_DELAY_S)
+        if not done:
+            await _send_acks(channel, acks)
+        return await receiving
+    finally:
+        if not receiving.done():
+            receiving.cancel()
+        elif not receiving.cancelled():
+            receiving.exception()  # retrieved: the caller has the error that ended the wait
 
 
 async def _push_frame(channel: PushChannel, what: str) -> Mapping[str, object]:

@@ -54,6 +54,13 @@ BACKOFF_MAX_S: Final = 60.0
 #: Interval of :meth:`Client.listen` when the transport has no push channel (in-process).
 POLL_INTERVAL_S: Final = 1.0
 
+#: Acknowledgements of pushed mail in :meth:`Client.listen` go out in one frame when this many
+#: wait (the server takes up to 1,000 ids per frame) ...
+ACK_BATCH_MAX: Final = 100
+
+#: ... or when no further mail arrives within this many seconds (real time, not the clock's).
+ACK_DELAY_S: Final = 0.005
+
 #: How often :meth:`Client.sync` runs :meth:`Client.check_log` (monitoring this account in the
 #: transparency log) by itself, at most; :meth:`Client.check_log` itself runs whenever called.
 LOG_CHECK_INTERVAL_S: Final = 600

@@ -58,6 +58,7 @@ from overt.server.config import ServerConfig, TransparencyConfig, TransparencyKe
 from overt.server.delivery import Delivery
 from overt.server.directory import KeyDirectory
 from overt.server.errors import ErrorAnswer, Malformed, TooLarge, describe, plain_answer
+from overt.server.lawful import LawfulAccess, lawful_router
 from overt.server.limits import (
     ATTACHMENT_ID_LEN,
     FETCH_PAGE_DEFAULT,
@@ -68,6 +69,7 @@ from overt.server.limits import (
     MAX_ATTACHMENT_SIZE,
     MAX_REQUEST_BODY,
     UINT32_MAX,
+    UNSEAL_INTERVAL_S,
 )
 from overt.server.log_routes import add_transparency_routes
 from overt.server.logs import DEVICE_SCOPE_KEY, AccessLog, describe_exception
@@ -236,6 +238,18 @@ def request_target(request: Request) -> bytes:
     return bytes(raw) + b"?" + query if query else bytes(raw)
 
 
+async def _unseal_forever(lawful: LawfulAccess | None) -> None:
+    """Log the unsealing of every warrant past its notification date, every few seconds."""
+    if lawful is None:
+        return
+    while True:
+        try:
+            await lawful.unseal_due()
+        except OvertError:
+            _log.exception("unsealing round failed; retrying")
+        await asyncio.sleep(UNSEAL_INTERVAL_S)
+
+
 def create_app(
     config: ServerConfig,
     storage: Storage,
@@ -299,9 +313,15 @@ def create_app(
     cleanup = DeviceCleanup(storage.accounts, storage.prekeys, storage.mailboxes)
     accounts = AccountService(storage.accounts, prekeys, cleanup, notifier, directory)
     suspensions = SuspensionGate(storage.standing, clock)
+    lawful = None
+    if storage.warrants is not None and storage.intercepts is not None and storage.epochs:
+        lawful = LawfulAccess(
+            log, publisher, storage.warrants, storage.intercepts, storage.epochs,
+            clock=clock, rng=rng,
+        )  # fmt: skip
     messages = MessageService(
         storage.accounts, storage.mailboxes, notifier, config.franking_key, clock,
-        signals=SignalService(storage.reports),
+        signals=SignalService(storage.reports), lawful=lawful,
     )  # fmt: skip
     attachments = AttachmentService(storage.blobs, rng)
     delivery = Delivery(auth, messages, prekeys, pubsub, rng, metrics, node_id=config.node_id)
@@ -311,11 +331,13 @@ def create_app(
         await publisher.ensure()
         await checkpointer.load()
         checkpointing = asyncio.create_task(checkpointer.run_forever())
+        unsealing = asyncio.create_task(_unseal_forever(lawful))
         try:
             yield
         finally:
             checkpointing.cancel()
-            await asyncio.gather(checkpointing, return_exceptions=True)
+            unsealing.cancel()
+            await asyncio.gather(checkpointing, unsealing, return_exceptions=True)
             await checkpointer.aclose()
             await cleanup.wait()
 
@@ -327,6 +349,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.background = cleanup
+    app.state.suspensions = suspensions
     app.state.log = log
     app.state.publisher = publisher
     app.state.checkpointer = checkpointer
@@ -347,6 +370,9 @@ def create_app(
         await suspensions.check(device)
         return device, body
 
+    if lawful is not None:
+        app.include_router(lawful_router(lawful))
+        app.state.lawful = lawful
     app.include_router(
         reports_router(
             ReportService(config.franking_key, storage.reports, clock),

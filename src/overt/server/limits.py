@@ -156,3 +156,7 @@ class ServerLimits:
             or self.auth_window_ms < 1
         ):
             raise ConfigurationError("server limits must be positive")
+
+
+#: How often the server logs the unsealing of warrants past their notification date (seconds).
+UNSEAL_INTERVAL_S: Final = 5.0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from overt.protocol.franking import reporting_tag
 from overt.server import notify
@@ -37,6 +38,9 @@ from overt.server.codec import b64encode
 from overt.server.errors import CurrentDevices, Mismatch, StaleDevices
 from overt.server.notify import Notifier
 from overt.server.signals import SignalService
+
+if TYPE_CHECKING:
+    from overt.server.lawful import LawfulAccess
 from overt.storage import AccountStore, Mail, MailboxStore, NewMail, NotFound
 from overt.wire import Address, Envelope
 
@@ -69,6 +73,7 @@ class MessageService:
         franking_key: bytes,
         clock: Clock,
         signals: SignalService | None = None,
+        lawful: LawfulAccess | None = None,
     ) -> None:
         self._accounts = accounts
         self._mailboxes = mailboxes
@@ -76,6 +81,7 @@ class MessageService:
         self._franking_key = franking_key
         self._clock = clock
         self._signals = signals
+        self._lawful = lawful
 
     @staticmethod
     def _match(
@@ -150,6 +156,8 @@ class MessageService:
             return tags[server_id]
 
         ids = await self._mailboxes.enqueue(batch, server_time, tag)
+        if self._lawful is not None:  # copies only what a live, logged warrant covers
+            await self._lawful.intercept(batch, ids, server_time)
         for server_id, item in zip(ids, batch, strict=True):
             recipient = Address(item.recipient_account, item.recipient_device)
             tagged = tags.get(server_id)

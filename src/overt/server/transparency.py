@@ -49,8 +49,10 @@ from overt.transparency.entries import (
     AccessReceipt,
     AggregateStatistics,
     EntryType,
+    EpochKey,
     KeyDirectoryUpdate,
     ManifestEntry,
+    MatchingListCommitment,
     WarrantCommitment,
     WarrantUnsealing,
     decode_entry,
@@ -254,8 +256,13 @@ def _entry_row(index: int, data: bytes) -> EntryRow:
         return EntryRow(
             index, "access receipt", f"warrant {entry.warrant_id[:4].hex()}…, {entry.count}"
         )
-    assert isinstance(entry, AggregateStatistics)
-    return EntryRow(index, "aggregate statistics", f"{len(entry.counters)} counters")
+    if isinstance(entry, EpochKey):
+        return EntryRow(index, "escrow epoch key", f"epoch {entry.epoch}")
+    if isinstance(entry, MatchingListCommitment):
+        return EntryRow(index, "matching list commitment", f"version {entry.version}")
+    if isinstance(entry, AggregateStatistics):
+        return EntryRow(index, "aggregate statistics", f"{len(entry.counters)} counters")
+    return EntryRow(index, type(entry).__name__, "")
 
 
 TYPE_NAMES = {
@@ -265,6 +272,8 @@ TYPE_NAMES = {
     EntryType.WARRANT_UNSEALING: "warrant unsealing",
     EntryType.ACCESS_RECEIPT: "access receipt",
     EntryType.AGGREGATE_STATISTICS: "aggregate statistics",
+    EntryType.EPOCH_KEY: "escrow epoch key",
+    EntryType.MATCHING_LIST: "matching list commitment",
 }
 
 
