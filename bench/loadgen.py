@@ -298,6 +298,12 @@ class HttpPool:
                 conn.close()
             return answer
 
+    async def prefill(self, n: int) -> None:
+        """Open connections until ``n`` (at most the pool's bound) are idle."""
+        while len(self._idle) < n and not self._slots.locked():
+            async with self._slots:
+                self._idle.append(await HttpConnection.open(self.host, self.port))
+
     def close(self) -> None:
         for conn in self._idle:
             conn.close()
@@ -711,6 +717,8 @@ class LoadGenerator:
         ``warmup_s``."""
         phase = PhaseStats("throughput")
         self._phase = phase
+        # Keep-alive connections for every sender, opened before the clock starts.
+        await asyncio.gather(*(c.pool.prefill(window) for c in self.clients))
         begin = time.perf_counter()
         stop_at = begin + warmup_s + duration_s
 
