@@ -1,7 +1,7 @@
 """A provider process for the lawful-access end-to-end tests: the real relay server
 (:func:`overt.server.create_app` over SQLite, with its transparency log, checkpointer and
-witnesses) with the lawful-access router mounted and the interception hook on every enqueue —
-what the lead's one-line mount will make of ``overt server``.
+witnesses), which mounts the lawful-access routes and the interception hook itself; this
+process adds only a faster unsealing loop for the tests.
 
     python -m lawful_provider --data-dir D --port P [--checkpoint-ms 200]
 
@@ -15,54 +15,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import signal
-from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import uvicorn
 
 from overt.crypto import SystemRng
 from overt.server import ServerConfig, create_app
-from overt.server.app import wall_clock_ms
 from overt.server.config import (
     TransparencyConfig,
     load_or_create_franking_key,
     load_or_create_transparency_keys,
 )
 from overt.server.deployment import read_deployment
-from overt.server.lawful import LawfulAccess, lawful_router
-from overt.storage import InProcessPubSub, Mail, MailboxStore, NewMail, ReportingTagger, open_sqlite
+from overt.server.lawful import LawfulAccess
+from overt.storage import InProcessPubSub, open_sqlite
 
 UNSEAL_EVERY_S = 0.5
-
-
-class InterceptingMailboxes:
-    """The relay's mailbox store, calling the interception hook after every enqueue (the
-    line the message service gets: ``await lawful.intercept(batch, ids, server_time)``)."""
-
-    def __init__(self, inner: MailboxStore) -> None:
-        self.inner = inner
-        self.lawful: LawfulAccess | None = None
-
-    async def enqueue(
-        self, batch: Sequence[NewMail], server_time: int, tag: ReportingTagger
-    ) -> tuple[int, ...]:
-        ids = await self.inner.enqueue(batch, server_time, tag)
-        if self.lawful is not None:
-            await self.lawful.intercept(batch, ids, server_time)
-        return ids
-
-    async def fetch(
-        self, account_id: bytes, device: int, after_id: int, limit: int
-    ) -> tuple[Mail, ...]:
-        return await self.inner.fetch(account_id, device, after_id, limit)
-
-    async def ack(self, account_id: bytes, device: int, ids: Collection[int]) -> int:
-        return await self.inner.ack(account_id, device, ids)
-
-    async def depth(self, account_id: bytes, device: int) -> int:
-        return await self.inner.depth(account_id, device)
 
 
 async def serve(data_dir: Path, port: int, checkpoint_ms: int) -> None:
@@ -72,22 +41,17 @@ async def serve(data_dir: Path, port: int, checkpoint_ms: int) -> None:
     franking = load_or_create_franking_key(data_dir, rng)
     storage = await open_sqlite(data_dir / "server.db")
     assert storage.warrants and storage.intercepts and storage.epochs
-    mailboxes = InterceptingMailboxes(storage.mailboxes)
     transparency = TransparencyConfig(
         keys, deployment, checkpoint_interval_ms=checkpoint_ms, witness_timeout_ms=2000
     )
     app = create_app(
         ServerConfig(franking, transparency=transparency),
-        dataclasses.replace(storage, mailboxes=mailboxes),
+        storage,
         InProcessPubSub(),
         rng=rng,
     )
-    lawful = LawfulAccess(
-        app.state.log, app.state.publisher, storage.warrants, storage.intercepts, storage.epochs,
-        clock=wall_clock_ms, rng=rng,
-    )  # fmt: skip
-    mailboxes.lawful = lawful
-    app.include_router(lawful_router(lawful))
+    # create_app mounts the lawful-access routes and the interception hook itself.
+    lawful: LawfulAccess = app.state.lawful
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     )

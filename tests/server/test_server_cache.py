@@ -7,7 +7,7 @@ The cache's clock is a fake monotonic clock moved by hand; nothing here measures
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from server_kit import Env, Party, make_party, server_env
@@ -61,6 +61,15 @@ def record(account: bytes, devices: Sequence[int], serial: int = 1) -> AccountRe
         serial,
         tuple(DeviceAuth(d, bytes([d]) * 32) for d in devices),
     )
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Let other tasks run until ``condition`` holds (a bounded number of turns)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
 
 
 async def cached(**kwargs: Any) -> tuple[CachedAccountStore, Counting, Ticks]:
@@ -133,6 +142,7 @@ async def test_a_read_overtaken_by_an_invalidation_is_not_kept() -> None:
             self.gate = asyncio.Event()
 
         async def get(self, account_id: bytes) -> AccountRecord | None:
+            self.reads += 1
             answer = await self.inner.get(account_id)
             await self.gate.wait()
             return answer
@@ -142,7 +152,7 @@ async def test_a_read_overtaken_by_an_invalidation_is_not_kept() -> None:
     cache = CachedAccountStore(slow, clock=Ticks())
     await cache.create(record(b"alice", (1, 2)))
     reading = asyncio.ensure_future(cache.list_devices(b"alice"))
-    await asyncio.sleep(0)
+    await until(lambda: slow.reads > 0)  # the read has begun
     await cache.replace_device_list(
         b"alice", expected_serial=1, serial=2, device_list=b"list-2",
         devices=[DeviceAuth(1, b"\x01" * 32)],
@@ -203,3 +213,53 @@ async def test_a_zero_ttl_reads_every_time() -> None:
     for _ in range(3):
         assert await cache.device_auth_key(b"alice", 1) is not None
     assert inner.reads == 3
+
+
+async def test_lookups_that_miss_together_share_one_read() -> None:
+    cache, inner, _ = await cached()
+    await cache.create(record(b"alice", (1, 2)))
+    reads = inner.reads
+    keys = await asyncio.gather(*(cache.device_auth_key(b"alice", d % 2 + 1) for d in range(20)))
+    assert set(keys) == {b"\x01" * 32, b"\x02" * 32}
+    assert inner.reads == reads + 1
+
+
+async def test_a_lookup_after_an_invalidation_does_not_share_the_older_read() -> None:
+    class Gated(Counting):
+        def __init__(self, inner: AccountStore) -> None:
+            super().__init__(inner)
+            self.gate = asyncio.Event()
+
+        async def get(self, account_id: bytes) -> AccountRecord | None:
+            self.reads += 1
+            answer = await self.inner.get(account_id)
+            await self.gate.wait()
+            return answer
+
+    storage = await open_memory()
+    gated = Gated(storage.accounts)
+    cache = CachedAccountStore(gated, clock=Ticks())
+    await cache.create(record(b"alice", (1, 2)))
+    early = asyncio.ensure_future(cache.device_auth_key(b"alice", 2))
+    await until(lambda: gated.reads > 0)  # the read has begun
+    await cache.replace_device_list(
+        b"alice", expected_serial=1, serial=2, device_list=b"list-2",
+        devices=[DeviceAuth(1, b"\x01" * 32)],
+    )  # fmt: skip
+    late = asyncio.ensure_future(cache.device_auth_key(b"alice", 2))
+    await asyncio.sleep(0)
+    gated.gate.set()
+    assert await early == b"\x02" * 32  # read before the change
+    assert await late is None  # its own read, after it
+    assert gated.reads == 2
+
+
+async def test_a_waiter_that_gives_up_leaves_the_shared_read_to_the_others() -> None:
+    cache, _, _ = await cached()
+    await cache.create(record(b"alice", (1,)))
+    first = asyncio.ensure_future(cache.device_auth_key(b"alice", 1))
+    second = asyncio.ensure_future(cache.device_auth_key(b"alice", 1))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == b"\x01" * 32
+    assert first.cancelled()

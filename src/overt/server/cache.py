@@ -23,13 +23,15 @@ records in memory:
 
 ``get`` (the public account record, with its signed device list) always reads the store, and
 refreshes the cached record on the way. ``list_devices`` and ``device_auth_key`` answer from a
-fresh record, or read one with ``get``.
+fresh record, or read one with ``get``; lookups of one account that miss while that read is in
+flight wait for it instead of each reading (unless the account was invalidated meanwhile).
 
 This module knows the storage Protocol and a monotonic clock; no HTTP, no envelopes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -68,6 +70,8 @@ class CachedAccountStore:
         """Account id → (monotonic time read, device id → auth key), oldest read first."""
         self._generation = 0
         """Bumped by every invalidation; a read stores its answer only if it did not move."""
+        self._loading: dict[bytes, asyncio.Future[dict[int, bytes] | None]] = {}
+        """The read in flight per account: lookups that miss together share it."""
 
     @property
     def inner(self) -> AccountStore:
@@ -81,6 +85,7 @@ class CachedAccountStore:
         """Forget ``account_id``'s record (its device list changed, or may have)."""
         self._generation += 1
         self._records.pop(account_id, None)
+        self._loading.pop(account_id, None)  # later lookups must not share an older read
 
     def _fresh(self, account_id: bytes) -> dict[int, bytes] | None:
         entry = self._records.get(account_id)
@@ -98,8 +103,23 @@ class CachedAccountStore:
             del self._records[next(iter(self._records))]
 
     async def _load(self, account_id: bytes) -> dict[int, bytes] | None:
+        loading = self._loading.get(account_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._read(account_id))
+            self._loading[account_id] = loading
+            loading.add_done_callback(lambda done: self._loaded(account_id, done))
+        # A caller that gives up does not cancel the read the others wait for.
+        return await asyncio.shield(loading)
+
+    async def _read(self, account_id: bytes) -> dict[int, bytes] | None:
         record = await self.get(account_id)
         return None if record is None else {d.device: d.signing_key for d in record.devices}
+
+    def _loaded(self, account_id: bytes, done: asyncio.Future[dict[int, bytes] | None]) -> None:
+        if self._loading.get(account_id) is done:
+            del self._loading[account_id]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter that is left has it raised
 
     # ------------------------------------------------------------------ AccountStore
 

@@ -120,7 +120,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_on_fastest_loop(main: Coroutine[Any, Any, None]) -> None:
     """``asyncio.run(main)`` on the loop of :func:`event_loop_factory`."""
-    with asyncio.Runner(loop_factory=None) as runner:  # TEMP
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(main)
 
 
