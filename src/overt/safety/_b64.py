@@ -1,33 +1,5 @@
-"""base64url without padding, strict, as docs/api.md uses for every binary value in JSON.
+"""Strict base64url: see :mod:`overt.wire.b64` (one implementation for every package)."""
 
-Only the URL-safe alphabet, no padding, no impossible lengths, and the encoding must be
-canonical (unused trailing bits zero), so that one value has one text form. (The same rules as
-the client's; :mod:`overt.safety` does not import the client.)
-"""
+from overt.wire.b64 import b64d, b64e
 
-from __future__ import annotations
-
-import base64
-import binascii
-import re
-
-from overt.errors import DecodeError
-
-_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
-
-
-def b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64d(text: object, what: str) -> bytes:
-    """Decode ``text``; :class:`DecodeError` naming ``what`` if it is not canonical base64url."""
-    if not isinstance(text, str) or not _ALPHABET.fullmatch(text) or len(text) % 4 == 1:
-        raise DecodeError(f"{what} is not base64url")
-    try:
-        out = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise DecodeError(f"{what} is not base64url") from None
-    if b64e(out) != text:
-        raise DecodeError(f"{what} is not canonical base64url")
-    return out
+__all__ = ["b64d", "b64e"]
