@@ -21,7 +21,7 @@ library signs them), a small pool of keep-alive HTTP/1.1 connections for ``POST 
 ``httpx.AsyncClient`` spent about 930 µs of client CPU per request and this client about
 60 µs, so ``httpx`` would make the generator the bottleneck) and one ``/v1/ws`` WebSocket
 (the ``websockets`` library, default options as the client library uses them:
-permessage-deflate negotiated).
+permessage-deflate offered, which the Overt server declines).
 
 **Setup** (:meth:`LoadGenerator.setup`): register every account (``POST /v1/accounts`` with the
 payload of :meth:`overt.client.Client.create_account`: a signed device list of one device plus
@@ -45,7 +45,9 @@ frame arrived within ``ACK_DELAY_S`` (both from :mod:`overt.client.limits`). Any
 failure, mismatch, unknown message or failed send is recorded and makes
 :meth:`LoadGenerator.check` raise.
 
-**Phases.** :meth:`~LoadGenerator.closed_loop` keeps ``window`` sends outstanding per client
+**Phases.** :meth:`~LoadGenerator.closed_loop` opens ``window`` keep-alive connections per
+client (untimed: a burst of new connections at the start would be served late by a saturated
+uvloop server, see docs/benchmarks.md) and keeps ``window`` sends outstanding per client
 for ``warmup_s + duration_s``; :meth:`~LoadGenerator.open_loop` schedules sends at a fixed
 aggregate rate, round robin over the clients, whatever the answers do. Both then stop sending
 and *drain*: wait (at most ``drain_s``) until every acknowledged send of the phase has been

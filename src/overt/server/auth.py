@@ -9,9 +9,12 @@ Every request of a device carries three headers (docs/api.md, "Authentication"):
 
 :class:`Authenticator` checks, in this order: the headers parse; the timestamp is within the
 window of the injected clock; the device is listed by its account (its key comes from the
-:class:`~overt.storage.AccountStore`); the signature verifies; the signed message was not seen
-before inside the window (:class:`ReplayCache`, entries only added after the signature
-verified, so forgeries cannot fill it); the device has tokens left (:class:`RateLimiter`).
+:class:`~overt.storage.AccountStore` — in the server, the per-node cache of
+:mod:`overt.server.cache`, so a device removed through *another* node still authenticates here
+for up to :data:`~overt.server.cache.DEVICE_CACHE_TTL_S`); the signature verifies; the signed
+message was not seen before inside the window (:class:`ReplayCache`, entries only added after
+the signature verified, so forgeries cannot fill it); the device has tokens left
+(:class:`RateLimiter`).
 Every failure of the first five is the same :class:`~overt.server.errors.Unauthenticated`
 (401); the last is :class:`~overt.server.errors.RateLimited` (429).
 
