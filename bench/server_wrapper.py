@@ -48,6 +48,7 @@ def service(
     replay_cache: int = BENCH_REPLAY_CACHE,
     log_level: str = "warning",
     backend_args: Sequence[str] = (),
+    checkpoint_interval_ms: int | None = None,
 ) -> Service:
     """A relay server on loopback with SQLite under ``data_dir`` and the given limits.
 
@@ -60,6 +61,8 @@ def service(
         "--rate-burst", str(rate_burst), "--rate-per-second", repr(float(rate_per_second)),
         "--replay-cache", str(replay_cache), "--log-level", log_level, *backend_args,
     ]  # fmt: skip
+    if checkpoint_interval_ms is not None:
+        argv += ["--checkpoint-interval-ms", str(checkpoint_interval_ms)]
     return Service("the Overt server (bench limits)", argv, raw_argv=True, cwd=REPO_ROOT)
 
 
@@ -80,11 +83,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pubsub", default="inprocess")
     parser.add_argument("--redis-url")
     parser.add_argument("--node-id", default="bench")
+    parser.add_argument(
+        "--checkpoint-interval-ms",
+        type=int,
+        default=None,
+        help="sign a checkpoint and ask the witnesses this often (default: the server's)",
+    )
     args = parser.parse_args(argv)
 
     # Imported here so that the parent (which only calls `service`) needs no server modules.
     from overt.server.config import Backends  # noqa: PLC0415
-    from overt.server.limits import ServerLimits  # noqa: PLC0415
+    from overt.server.limits import CHECKPOINT_INTERVAL_MS, ServerLimits  # noqa: PLC0415
     from overt.server.run import run_server  # noqa: PLC0415
 
     limits = ServerLimits(
@@ -106,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=args.log_level,
         limits=limits,
         backends=backends,
+        checkpoint_interval_ms=args.checkpoint_interval_ms or CHECKPOINT_INTERVAL_MS,
     )
     return 0
 

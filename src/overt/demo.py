@@ -5,6 +5,12 @@
 2. A real deployment on loopback: a relay server in its own process (SQLite in a temporary
    directory), two users, one with two devices, a conversation both ways over HTTP and
    WebSocket, an attachment, a device offline that catches up.
+
+The lawful-access section (:mod:`overt.demo_lawful`) runs an ``escrow`` deployment — custodian
+processes making the epoch key, a witness, a court, an agency — from warrant to the target's
+notice, then audits the same log.
+The group section (:mod:`overt.demo_groups`): three people in a group, one removed, who then
+reads nothing sent afterwards.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from overt import launch
 from overt.client import Client, HttpTransport
 from overt.console.demo import safety_walkthrough
 from overt.crypto import Point, Scalar, SystemRng
+from overt.demo_groups import group_walkthrough
+from overt.demo_lawful import lawful_walkthrough
+from overt.demo_matching import matching_walkthrough
 from overt.errors import InvalidMessage
 from overt.protocol import (
     Device,
@@ -215,6 +224,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="overt-demo-") as tmp:
         asyncio.run(relay_walkthrough(Path(tmp)))
         asyncio.run(kt_walkthrough(Path(tmp)))
+        asyncio.run(lawful_walkthrough(Path(tmp), say))
+        asyncio.run(group_walkthrough(Path(tmp), say))
+        asyncio.run(matching_walkthrough(Path(tmp), say))
     say("\nDemo finished.")
     return 0
 

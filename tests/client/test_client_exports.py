@@ -24,15 +24,19 @@ EXPECTED = {
     "Conflict",
     "Conversation",
     "Direction",
+    "EpochNotInLog",
     "FailureReason",
     "Forbidden",
     "Gossip",
+    "GroupInfo",
+    "GroupMemberInfo",
     "HttpTransport",
     "LinkApproval",
     "LinkRequest",
     "Message",
     "NotFound",
     "NotInLog",
+    "Notice",
     "PolicyUnavailable",
     "ProfileStateError",
     "ProfileTooNew",
@@ -44,6 +48,7 @@ EXPECTED = {
     "ServerUnreachable",
     "SplitView",
     "StaleDevices",
+    "StaleGroup",
     "StaleSerial",
     "StoreError",
     "SystemClock",
@@ -61,8 +66,15 @@ CLIENT_API = {
     "send", "send_attachment", "fetch_attachment", "sync", "receive", "listen",
     "conversations", "history", "undecryptable", "safety_number", "offered_safety_number",
     "accept_new_identity", "refill_prekeys",
+    # groups
+    "create_group", "add_members", "remove_members", "rename_group", "leave_group",
+    "send_group", "groups", "group_info", "group_members", "group_history",
     # key transparency
     "policy_description", "check_log", "alarms", "acknowledge_alarms",
+    # lawful access
+    "access_epoch", "notices", "mark_notices_shown",
+    # known-content matching
+    "matching_status", "refresh_matching",
 }  # fmt: skip
 
 SRC = Path(overt.client.__file__).parent

@@ -8,6 +8,10 @@ process adds only a faster unsealing loop for the tests.
 ``D`` holds ``deployment.json`` (witnesses, escrow policy) and the transparency keys (made by
 the test before the witness starts, so the witness knows the log key). Prints ``lawful
 provider listening on http://127.0.0.1:P`` once serving; stops on SIGTERM.
+
+The unsealing clock can be injected: while ``D/unseal-at`` holds Unix seconds, every warrant
+whose notification date is at or before them is unsealed (a test's way to reach a notice date
+days away).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from overt.server.lawful import LawfulAccess
 from overt.storage import InProcessPubSub, open_sqlite
 
 UNSEAL_EVERY_S = 0.5
+UNSEAL_CLOCK_FILE = "unseal-at"
 
 
 async def serve(data_dir: Path, port: int, checkpoint_ms: int) -> None:
@@ -60,7 +65,9 @@ async def serve(data_dir: Path, port: int, checkpoint_ms: int) -> None:
         while True:
             await asyncio.sleep(UNSEAL_EVERY_S)
             with contextlib.suppress(Exception):
-                await lawful.unseal_due()
+                injected = data_dir / UNSEAL_CLOCK_FILE
+                now = int(injected.read_text()) if injected.exists() else None
+                await lawful.unseal_due(now)
 
     async def announce() -> None:
         while not server.started:

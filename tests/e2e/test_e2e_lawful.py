@@ -8,6 +8,11 @@ The module starts the processes once and runs the DKG among the five custodians 
 the main warrants *yesterday* (the library takes the approval time), because a custodian
 opens a message only if its whole UTC day lies inside the window and a warrant may not reach
 back before its approval: a warrant approved today opens messages from tomorrow on.
+
+The last test runs a warrant to its notice: two people whose clients are given no policy (they
+take the epoch key from the log) message through the ``overt`` CLI, the agency opens their
+messages, and once the provider's unsealing clock reaches the notification date
+(``lawful_provider.py``'s ``unseal-at`` file) the target's ``overt notices`` shows the notice.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ import httpx
 import pytest
 
 from overt import launch
-from overt.access import AccessRequest, ShareResponse
+from overt.access import AccessItem, AccessRequest, ShareResponse
+from overt.access.custodian_policy import GroupMembers
 from overt.access.warrant import (
     Approval,
     Authorisation,
@@ -41,19 +47,25 @@ from overt.access.warrant import (
 )
 from overt.client import Client, HttpTransport
 from overt.crypto import Ed25519PrivateKey, Ed25519PublicKey, Point, SystemRng
-from overt.protocol import EscrowPolicy
+from overt.protocol import EscrowPolicy, access
 from overt.server.config import load_or_create_transparency_keys
 from overt.server.deployment import Deployment, WitnessEndpoint, encode_deployment
 from overt.services import court as court_tool
 from overt.services import lea
 from overt.services.custodian import PUBLIC_FILE_NAME, load_or_create_keys, read_admin_token
-from overt.services.custodian_client import CustodianClient, ProviderClient, run_dkg
+from overt.services.custodian_client import (
+    CustodianClient,
+    InterceptedEnvelope,
+    ProviderClient,
+    run_dkg,
+)
 from overt.services.custodian_wire import b64d, b64e, epoch_at, epoch_span, sign_receipt
 from overt.transparency.checkpoint import ProofBundle
 from overt.transparency.entries import AccessReceipt
 from overt.transparency.manifest import Custodian, EscrowAccess
 from overt.transparency.note import Note, VerifierKey
 from overt.wire import Envelope
+from overt.wire.group_messages import GroupMessage
 from overt.wire.jcs import JsonValue
 
 pytestmark = pytest.mark.slow
@@ -628,3 +640,192 @@ def test_the_audit_flags_a_receipt_without_a_warrant(world: World) -> None:
     out = world.overt("audit-access", "--server", world.provider, ok=False)
     assert out.returncode == 1, out.stdout
     assert f"FLAG receipt_without_warrant at entry {index}" in out.stdout
+
+
+# ----------------------------------------------------------------------------- the notice
+
+
+async def _accounts_from_the_log(world: World, names: list[str]) -> None:
+    """Accounts whose clients are given no policy: they take the epoch key from the log."""
+    for name in names:
+        transport = HttpTransport(world.provider)
+        try:
+            async with await Client.open(world.home / "profiles" / name, transport) as client:
+                await client.create_account(name)
+        finally:
+            await transport.aclose()
+
+
+def notices(world: World, name: str) -> str:
+    return world.overt(
+        "--profile", name, "--server", world.provider, "notices", "--check"
+    ).stdout  # fmt: skip
+
+
+def test_after_unsealing_the_targets_client_shows_the_notice(world: World) -> None:
+    document = approved_yesterday(world, ["frank"])
+    warrant = court_tool.read_own_warrant(world.court, document)
+
+    async def prepare() -> Path:
+        await _accounts_from_the_log(world, ["frank", "grace"])
+        d = await served(world, "notice", document)
+        # the CLI, with no policy given, sends under the epoch key it learns from the log
+        world.overt("--profile", "frank", "--server", world.provider, "send", "grace", "hello")
+        world.overt("--profile", "grace", "--server", world.provider, "send", "frank", "hi")
+        envelopes = await envelopes_of(d)
+        assert [e.access.epoch for e in envelopes if e.access] == [world.epoch] * 2
+        report = await lea.decrypt(d, world.custodians, world.tmp / "notice.bin")
+        assert report.opened == 2
+        return d
+
+    asyncio.run(prepare())
+    status = world.overt("--profile", "frank", "--server", world.provider, "status").stdout
+    assert "access:  exceptional access: 3 of 5 custodians, notice within 30 days" in status
+    assert f"epoch:   escrow epoch {world.epoch} (key from log entry" in status
+    assert "notices: none" in status
+    assert "No notices" in notices(world, "frank")  # sealed: nothing to show yet
+
+    # The notification date arrives (the provider's unsealing clock is set to it).
+    (world.tmp / "provider" / "unseal-at").write_text(str(warrant.sealed_until))
+    deadline = time.monotonic() + 60
+    shown = notices(world, "frank")
+    while "NOTICE" not in shown and time.monotonic() < deadline:
+        time.sleep(0.5)
+        shown = notices(world, "frank")
+    assert "NOTICE: your account was named in a court warrant" in shown, shown
+    words = " ".join(shown.split())
+    assert "A warrant of District Court named your account" in words
+    assert "at most 2 of your messages to have been decrypted" in words, shown
+    assert warrant.warrant_id.hex() in shown
+    again = notices(world, "frank")  # listed after, no longer prominent
+    assert "NOTICE:" not in again and warrant.warrant_id.hex() in again
+    assert "No notices" in notices(world, "grace")  # not a target
+
+
+# ----------------------------------------------------------------------------- group messages
+
+
+async def group_send(world: World, sender: str, name: str, members: list[str], text: str) -> str:
+    """``sender`` makes the group ``name`` (if it has none of that name) and sends ``text``
+    to it; the group's reference."""
+    transport = HttpTransport(world.provider)
+    try:
+        async with await Client.open(
+            world.home / "profiles" / sender, transport, policy=world.policy
+        ) as client:
+            known = [g for g in await client.groups() if g.name == name and g.active]
+            info = known[0] if known else await client.create_group(name, members)
+            await client.send_group(info.ref, text)
+            return info.ref
+    finally:
+        await transport.aclose()
+
+
+def group_intercepts(case_dir: Path) -> list[InterceptedEnvelope]:
+    return [i for i in lea.load_intercepts(case_dir) if i.kind == "group"]
+
+
+def test_a_targets_group_message_is_copied_once_opened_by_t_custodians_and_verified(
+    world: World,
+) -> None:
+    document = approved_yesterday(world, ["bob"])  # bob is a member, not the sender
+    d = case(world, "group", document)
+    asyncio.run(group_send(world, "alice", "crew", ["bob", "carol"], "group plans at dawn"))
+    asyncio.run(group_send(world, "dave", "quiet", ["erin"], "a group without a target"))
+    world.overt("lea", "fetch", "--data-dir", str(d))
+    every = lea.load_intercepts(d)
+    (copy,) = group_intercepts(d)  # one copy for the message, not one per delivery
+    message = GroupMessage.decode(copy.envelope)
+    assert message.sender.account == b"alice" and copy.membership is not None
+    members = lea.group_members(message, copy.membership)
+    assert {m.account for m in members.members} == {b"alice", b"bob", b"carol"}
+    # Nothing of dave's group (no target in it); the rest are alice's one-to-one envelopes
+    # to bob in the group's conversation — the membership update and her sender key's
+    # distribution, which the warrant covers too (the envelope does not say which is which).
+    others = [Envelope.decode(i.envelope) for i in every if i.kind == "envelope"]
+    assert len(others) == 2 and len(every) == 3
+    assert all((e.sender.account, e.recipient.account) == (b"alice", b"bob") for e in others)
+    assert all(e.conversation_id == message.group_id for e in others)
+    assert all(i.sender.split(":")[0] != b64e(b"dave") for i in every)
+
+    # Asked for under the key context, every custodian process refuses: key material is never
+    # released, and nothing is counted.
+    async def ask_for_keys() -> lea.Asked:
+        items = []
+        for e in others:
+            assert e.access is not None
+            ctx = access.key_context(e.access.epoch, e.sender, e.recipient, e.conversation_id,
+                                     e.message_id, e.timestamp_ms)  # fmt: skip
+            items.append(AccessItem(ctx, Point.from_bytes(e.access.r)))
+        request = AccessRequest(court_tool.warrant_id_of(document), tuple(items))
+        return await lea.ask_custodians(world.custodians, document, await proof_of(world, d),
+                                        request)  # fmt: skip
+
+    asked = asyncio.run(ask_for_keys())
+    refused_with(asked, "key_material")
+    assert all("key material is never released" in str(r) for r in asked.refused.values())
+
+    evidence = world.tmp / "group-evidence.bin"
+    out = world.overt(
+        "lea", "decrypt", "--data-dir", str(d), "--custodians", world.peers, "-o", str(evidence)
+    )
+    # The tool does not ask for the two envelopes (either may be the distribution) and opens
+    # the group message alone.
+    assert "opened 1 message(s) in 1 batch(es)" in out.stdout, out.stdout
+    assert out.stdout.count("possibly a sender-key distribution") == 2, out.stdout
+    assert "combined the shares of custodians [1, 2, 3]" in out.stderr
+    # the signature key is in the distribution, never decrypted: the signature is not checked
+    unsigned = (
+        f"group message {message.message_id.hex()} from {message.sender}: sender-key "
+        "signature not checked: the sender's distribution is key material and is never decrypted"
+    )
+    assert unsigned in out.stderr, out.stderr
+
+    verified_cli = world.overt("lea", "verify", str(evidence), "--server", world.provider)
+    assert unsigned in verified_cli.stderr
+    shown = verified_cli.stdout
+    assert "OK: the evidence verifies" in shown and "1 message(s)" in shown
+    assert "alice → group: group plans at dawn" in shown
+    assert "a group without a target" not in shown
+    verified = asyncio.run(lea.verify(evidence, world.provider))
+    (group_message,) = verified.messages
+    assert group_message.group_id == message.group_id and group_message.recipient is None
+
+    audit = world.overt("audit-access", "--server", world.provider, ok=False).stdout
+    wid = b64e(court_tool.warrant_id_of(document))
+    line = next(x for x in audit.splitlines() if wid in x)
+    # the group message counts once against the cap; the refused distribution not at all
+    assert "at most 1 message(s) decrypted" in line, audit
+
+
+def test_a_group_member_list_that_does_not_hash_to_the_context_is_refused(world: World) -> None:
+    async def body() -> None:
+        document = approved_yesterday(world, ["carol"])
+        d = await served(world, "group-members", document)
+        await group_send(world, "alice", "crew", ["bob", "carol"], "for the member-list check")
+        await lea.fetch(d)
+        copy = group_intercepts(d)[-1]
+        assert copy.membership is not None
+        message = GroupMessage.decode(copy.envelope)
+        members = lea.group_members(message, copy.membership)
+        proof = await proof_of(world, d)
+        warrant_id = court_tool.warrant_id_of(document)
+
+        async def ask_with(listed: GroupMembers) -> lea.Asked:
+            request = AccessRequest(warrant_id, (lea.group_access_item(message, listed),))
+            return await lea.ask_custodians(world.custodians, document, proof, request)
+
+        # carol is a target: a list without her, or one of another version, is refused
+        without_carol = GroupMembers(
+            members.version, tuple(m for m in members.members if m.account != b"carol")
+        )
+        refused_with(await ask_with(without_carol), "group_members_mismatch")
+        refused_with(
+            await ask_with(GroupMembers(members.version + 1, members.members)),
+            "group_members_mismatch",
+        )
+        # the true list opens it
+        asked = await ask_with(members)
+        assert len(asked.answers) == N, (asked.refused, asked.failed)
+
+    asyncio.run(body())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from overt.crypto import DeterministicRng, Point, Scalar, seal
@@ -56,11 +57,13 @@ def evil_encrypt(
     access_field: AccessField | str | None = "honest",
     policy: EscrowPolicy | None = None,
     now_ms: int = 1_700_000_000_000,
+    access_context: Callable[[int, Address, Address, bytes, bytes, int], bytes] = access.context,
 ) -> Envelope:
     """A modified sender: a valid ciphertext whose franking commitment or access field lies.
 
     ``committed_body`` commits to another body than the one encrypted; ``access_field`` is an
-    explicit field (or None to omit it) instead of the honest one.
+    explicit field (or None to omit it) instead of the honest one; ``access_context`` makes
+    the "honest" field under another context than the content context.
     """
     rec = sender.sessions[recipient]
     session = rec.current
@@ -75,7 +78,7 @@ def evil_encrypt(
         af = None
     elif access_field == "honest":
         assert policy is not None
-        actx = access.context(
+        actx = access_context(
             policy.epoch, sender.address, recipient, msg.conversation_id, msg.message_id, now_ms
         )
         af = access.create(policy.epoch, policy.public_key, mk, actx)

@@ -26,7 +26,8 @@ def test_session_state_never_prints_secrets() -> None:
 
 def test_exported_names_are_pinned() -> None:
     assert sorted(overt.protocol.__all__) == [
-        "AccountIdentity", "Device", "DeviceIdentity", "EscrowPolicy", "Outgoing", "Received",
+        "AccessKind", "AccountIdentity", "Device", "DeviceIdentity", "EscrowPolicy", "Outgoing",
+        "Received",
         "Session", "SessionRecord", "access", "decrypt", "direct_conversation_id", "encrypt",
         "format_safety_number", "franking", "groups", "safety_number", "verify_bundle",
         "verify_device_list",

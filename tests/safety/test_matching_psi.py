@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -43,6 +45,7 @@ from overt.safety.matching import (  # noqa: E402
     recheck,
     verify_table,
 )
+from overt.safety.matching.limits import MAX_DEVICES  # noqa: E402
 from overt.safety.matching.payload import MatchPayload  # noqa: E402
 from overt.safety.matching.psi import VOUCHER_LEN  # noqa: E402
 from overt.transparency.manifest import MatchingPolicy, NamedKey  # noqa: E402
@@ -405,3 +408,67 @@ def test_share_coordinates_are_distinct_per_device_and_generation() -> None:
     assert share_coordinate(1, 9, params) == (1, 8 * 1 + 1 + 1)
     with pytest.raises(LocalError):
         share_coordinate(256, 0, params)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.tuples(st.integers(0, 2**20 - 1), st.integers(0, 2**20 - 1)).filter(lambda p: p[0] != p[1]),
+    st.integers(0, MAX_DEVICES - 1),
+    st.integers(0, MAX_DEVICES - 1),
+    st.sampled_from([1, 3, 4096, 1 << 20]),
+)
+def test_share_coordinates_never_collide_across_slots_or_images(
+    sequences: tuple[int, int], slot_a: int, slot_b: int, per_generation: int
+) -> None:
+    """Two images with another slot or another counter value never share (generation, x),
+    and every x stays inside both fields."""
+    from overt.safety.matching.psi import share_coordinate  # noqa: PLC0415
+
+    params = PsiParams(threshold=2, generation_images=per_generation)
+    for a, b in ((slot_a, slot_b), (slot_a, slot_a)):
+        first = share_coordinate(a, sequences[0], params)
+        second = share_coordinate(b, sequences[1], params)
+        assert first != second
+        assert 0 < first[1] < dhf.DHF_PRIME and 0 < second[1] < dhf.DHF_PRIME
+    if slot_a != slot_b:
+        assert share_coordinate(slot_a, sequences[0], params) != share_coordinate(
+            slot_b, sequences[0], params
+        )
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(0, 7), min_size=1, max_size=3),
+    st.integers(0, 20),
+    st.integers(2, 5),
+    st.integers(0, 2**32 - 1),
+)
+def test_detection_separates_the_seeds_of_one_account(
+    per_seed: list[int], synthetic: int, t: int, salt: int
+) -> None:
+    """Rows of several seeds (an account's and those of devices linked before seeds were
+    shared) and synthetic rows: each seed with ≥ t rows is one class, nothing else is."""
+    rng = DeterministicRng(salt)
+    width = 32
+    xs: list[int] = []
+    rows: list[np.ndarray] = []
+    expected: list[list[int]] = []
+    for s, count in enumerate(per_seed):
+        coefficients = dhf.derive_coefficients(bytes([s]) * 32, t - 1, width)
+        first = len(xs)
+        for n in range(count):
+            x = 1000 * (s + 1) + n
+            xs.append(x)
+            rows.append(dhf.evaluate_rows(coefficients, x))
+        if count >= t:
+            expected.append(list(range(first, first + count)))
+    for n in range(synthetic):
+        xs.append(50_000 + n)
+        rows.append(dhf.random_row(rng, width))
+    order = sorted(range(len(xs)), key=lambda i: (xs[i] * 7919) % 65537)  # interleave
+    xs = [xs[i] for i in order]
+    rows = [rows[i] for i in order]
+    position = {old: new for new, old in enumerate(order)}
+    want = sorted((sorted(position[i] for i in c) for c in expected), key=lambda c: (-len(c), c[0]))
+    assert dhf.real_classes(xs, rows, t) == want
+    assert dhf.identify_real(xs, rows, t) == sorted(i for c in want for i in c)

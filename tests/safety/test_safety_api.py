@@ -121,6 +121,9 @@ def test_body_format_is_the_clients() -> None:
     for body in (
         client_body.Body.of_text(b"bob", "hello ✓"),
         client_body.Body.of_attachment(b"bob", pointer, "caption"),
+        client_body.Body.of_text(b"\x07" * 32, "to the group"),
+        client_body.Body.of_group(client_body.BodyKind.GROUP_UPDATE, b"\x07" * 32, b"update"),
+        client_body.Body.of_group(client_body.BodyKind.GROUP_KEY, b"\x07" * 32, b"key"),
     ):
         ours = MessageBody.decode(body.encode())
         assert ours.encode() == body.encode()
@@ -136,6 +139,10 @@ def test_mirrored_bounds_and_labels_agree_with_the_client() -> None:
     assert limits.MAX_FILE_NAME_BYTES == client_limits.MAX_FILE_NAME_BYTES
     assert limits.MAX_CONTENT_TYPE_BYTES == client_limits.MAX_CONTENT_TYPE_BYTES
     assert limits.MAX_BLOB_ID_BYTES == client_body.MAX_BLOB_ID_LEN
+    assert limits.MAX_GROUP_DATA_BYTES == client_limits.MAX_GROUP_DATA_BYTES
+    assert {(k.name, k.value) for k in BodyKind} == {
+        (k.name, k.value) for k in client_body.BodyKind
+    }
     assert limits.MAX_ATTACHMENT_PLAINTEXT_BYTES == client_limits.MAX_ATTACHMENT_BYTES
     assert overt.safety.ATTACHMENT_LABEL == client_module.ATTACHMENT_LABEL
     assert overt.safety.ATTACHMENT_AD == client_module.ATTACHMENT_AD

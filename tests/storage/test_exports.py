@@ -21,6 +21,7 @@ EXPECTED = {
     "LogNode",
     "LogStore",
     "Mail",
+    "MailKind",
     "MailboxStore",
     "NewMail",
     "NotFound",

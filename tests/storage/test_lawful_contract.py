@@ -7,7 +7,14 @@ from __future__ import annotations
 import pytest
 
 from overt.errors import LimitExceeded
-from overt.storage import AlreadyExists, InvalidArgument, NotFound, Storage, StorageConflict
+from overt.storage import (
+    AlreadyExists,
+    InvalidArgument,
+    MailKind,
+    NotFound,
+    Storage,
+    StorageConflict,
+)
 from overt.storage.interfaces import (
     EpochRecord,
     EpochStore,
@@ -21,6 +28,7 @@ from overt.storage.limits import (
     EPOCH_MAX,
     EPOCH_PAGE_MAX,
     EPOCH_TRANSCRIPT_MAX_LEN,
+    GROUP_UPDATE_MAX_LEN,
     INT64_MAX,
     INTERCEPT_BATCH_MAX,
     INTERCEPT_PAGE_MAX,
@@ -220,6 +228,53 @@ def test_intercepts_survive_reopening(backend: Backend) -> None:
 
     backend.run(write)
     backend.run(read)
+
+
+def group_copy(mail_id: int, membership: bytes | None = b"signed update v3") -> NewIntercept:
+    return NewIntercept(
+        W1, mail_id, 1_000 + mail_id, b"alice", 1, b"bob", 2, b"group message",
+        MailKind.GROUP, membership,
+    )  # fmt: skip
+
+
+def test_intercepts_keep_their_kind_and_the_group_membership(backend: Backend) -> None:
+    async def body(s: Storage) -> None:
+        store = intercepts(s)
+        (direct,) = await store.add([copy(W1, 1)])
+        big = b"u" * GROUP_UPDATE_MAX_LEN
+        ids = await store.add([group_copy(2), group_copy(3, big)])
+        page = await store.page(W1, 0, 10)
+        assert [(i.kind, i.membership) for i in page] == [
+            (MailKind.ENVELOPE, None),
+            (MailKind.GROUP, b"signed update v3"),
+            (MailKind.GROUP, big),
+        ]
+        assert page[0].id == direct and [i.id for i in page[1:]] == list(ids)
+        assert page[1] == Intercept(
+            ids[0], W1, 2, 1002, b"alice", 1, b"bob", 2, b"group message",
+            MailKind.GROUP, b"signed update v3",
+        )  # fmt: skip
+        assert "signed update" not in repr(page[1])
+
+    backend.run(body)
+
+
+def test_a_group_intercept_needs_its_membership_and_only_it_has_one(backend: Backend) -> None:
+    async def body(s: Storage) -> None:
+        store = intercepts(s)
+        for bad in (
+            group_copy(1, None),
+            group_copy(1, b""),
+            NewIntercept(W1, 1, 1, b"alice", 1, b"bob", 1, b"e", MailKind.ENVELOPE, b"update"),
+            NewIntercept(W1, 1, 1, b"alice", 1, b"bob", 1, b"e", "group", b"u"),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidArgument):
+                await store.add([copy(W1, 9), bad])
+        with pytest.raises(LimitExceeded):
+            await store.add([group_copy(1, b"u" * (GROUP_UPDATE_MAX_LEN + 1))])
+        assert await store.count(W1) == 0  # nothing of a refused batch was stored
+
+    backend.run(body)
 
 
 def test_intercept_bounds(backend: Backend) -> None:

@@ -510,3 +510,65 @@ def test_a_signed_manifest_always_fits_a_log_entry() -> None:
     )
     with pytest.raises(ConfigurationError, match="MAX_MANIFEST_BYTES"):
         sign_manifest(manifest(access=escrow(custodians=long_urls)), PROVIDER)
+
+
+def test_matching_parameters_round_trip_and_old_manifests_parse() -> None:
+    from overt.transparency.manifest import (  # noqa: PLC0415
+        DEFAULT_LSH_SEED,
+        MatchingParameters,
+        safety_policy_from_json,
+    )
+    from overt.wire.jcs import canonicalize  # noqa: PLC0415
+
+    signers = (NamedKey("NCMEC", pub("ncmec")), NamedKey("IWF", pub("iwf")))
+    params = MatchingParameters(lsh_keys=20, lsh_bits_per_key=44, lsh_seed=b"\x05" * 32)
+    on = SafetyPolicy(matching=MatchingPolicy(True, 10, signers, 2, params))
+    doc = on.to_json()
+    assert doc["matching"]["parameters"]["lsh_keys"] == 20  # type: ignore[call-overload,index]
+    assert safety_policy_from_json(doc) == on
+    signed = sign_manifest(manifest(safety=on), PROVIDER)
+    assert verify_manifest(signed).safety == on
+    # A manifest written before the parameters existed: they are the defaults.
+    old = {
+        "franking": True,
+        "matching": {"enabled": True, "list_signer_quorum": 2, "threshold": 10,
+                     "list_signers": [s.to_json() for s in signers]},
+    }  # fmt: skip
+    parsed = safety_policy_from_json(old).matching
+    assert parsed.parameters is None
+    assert parsed.effective_parameters == MatchingParameters()
+    assert parsed.effective_parameters.lsh_seed == DEFAULT_LSH_SEED
+    assert canonicalize(safety_policy_from_json(old).to_json()) == canonicalize(old)
+    assert "16 keys of 40 bits" in describe_safety(manifest(safety=SafetyPolicy(matching=parsed)))
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [
+        ("lsh_keys", 0),
+        ("lsh_keys", 65),
+        ("lsh_bits_per_key", 8),
+        ("lsh_flip_bits", 5),
+        ("lsh_seed", "AAAA"),
+        ("signal_type", "md5"),
+        ("detection_width", 0),
+        ("synthetic_one_in", 0),
+        ("generation_images", 0),
+    ],
+)
+def test_bad_matching_parameters_are_refused(member: str, value: object) -> None:
+    from overt.errors import DecodeError  # noqa: PLC0415
+    from overt.transparency.manifest import MatchingParameters, safety_policy_from_json  # noqa: PLC0415
+
+    signers = (NamedKey("NCMEC", pub("ncmec")),)
+    doc = SafetyPolicy(matching=MatchingPolicy(True, 3, signers, 1, MatchingParameters())).to_json()
+    doc["matching"]["parameters"][member] = value  # type: ignore[call-overload,index]
+    with pytest.raises(DecodeError):
+        safety_policy_from_json(doc)
+
+
+def test_matching_default_seed_is_the_lsh_modules() -> None:
+    from overt.safety.matching.lsh import DEFAULT_LSH_SEED as CORE_SEED  # noqa: PLC0415
+    from overt.transparency.manifest import DEFAULT_LSH_SEED  # noqa: PLC0415
+
+    assert DEFAULT_LSH_SEED == CORE_SEED

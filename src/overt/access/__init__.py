@@ -18,7 +18,13 @@ docs/lawful-access.md.
 """
 
 from overt.access.audit import AuditFlag, AuditReport, FlagKind, WarrantTally, audit
-from overt.access.context import AccessContext, DirectContext, GroupContext, decode_context
+from overt.access.context import (
+    AccessContext,
+    DirectContext,
+    GroupContext,
+    KeyContext,
+    decode_context,
+)
 from overt.access.custodian_policy import (
     AccessItem,
     AccessRequest,
@@ -119,6 +125,7 @@ __all__ = [
     "FlagKind",
     "GroupContext",
     "GroupMembers",
+    "KeyContext",
     "ReceiptRecord",
     "Refusal",
     "Refused",

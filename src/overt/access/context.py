@@ -3,19 +3,25 @@
 A custodian must know whom a message concerns before it releases a share for it, and the
 access field names that only through ``ctx``, the canonical bytes the sender hashed into ``r``
 and the key-derivation pad. :func:`decode_context` is the inverse of
-:func:`overt.protocol.access.context` (one-to-one messages) and
-:func:`overt.protocol.access.group_context` (group messages)::
+:func:`overt.protocol.access.context` (one-to-one messages),
+:func:`overt.protocol.access.group_context` (group messages) and
+:func:`overt.protocol.access.key_context` (one-to-one messages carrying key material)::
 
     "Overt_AF_ctx_v1"       ‖ epoch u32 ‖ Address sender ‖ Address recipient ‖
                               conversation_id[32] ‖ message_id[16] ‖ day u32
     "Overt_AF_group_ctx_v1" ‖ epoch u32 ‖ Address sender ‖ group_id[32] ‖
                               member_set_hash[32] ‖ message_id[16] ‖ day u32
+    "Overt_AF_keys_ctx_v1"  ‖ (the fields of a one-to-one context)
 
 where ``Address`` is ``account<1..64> ‖ device u32`` and ``day`` is the sender's timestamp in
 whole UTC days since the Unix epoch. Decoding is strict, and to stay exactly in step with the
-protocol code (which owns the format) every decoded context is re-encoded through those two
+protocol code (which owns the format) every decoded context is re-encoded through those
 functions and must come out byte for byte identical; anything else is a
 :class:`overt.errors.DecodeError`.
+
+A key context decodes to a :class:`KeyContext` only so that it can be named and refused: key
+material (a sender-key distribution) is never released (``key_material`` in
+:mod:`overt.access.custodian_policy`), and no custodian share would open it anyway.
 
 The context carries the *day*, not the time: a custodian's window check is therefore at day
 granularity (see :func:`overt.access.warrant.Task.covers_day`).
@@ -38,6 +44,9 @@ DIRECT_LABEL: Final = b"Overt_AF_ctx_v1"
 
 GROUP_LABEL: Final = b"Overt_AF_group_ctx_v1"
 """The label a group context starts with (:func:`overt.protocol.access.group_context`)."""
+
+KEYS_LABEL: Final = b"Overt_AF_keys_ctx_v1"
+"""The label a key-material context starts with (:func:`overt.protocol.access.key_context`)."""
 
 GROUP_ID_LEN: Final = 32
 MEMBER_SET_HASH_LEN: Final = 32
@@ -88,7 +97,26 @@ class GroupContext:
         )  # fmt: skip
 
 
-AccessContext: TypeAlias = DirectContext | GroupContext
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """The context of one copy of a one-to-one message that carries key material (a
+    sender-key distribution): never released."""
+
+    epoch: int
+    sender: Address
+    recipient: Address
+    conversation_id: bytes
+    message_id: bytes
+    day: int
+
+    def encode(self) -> bytes:
+        return af.key_context(
+            self.epoch, self.sender, self.recipient, self.conversation_id, self.message_id,
+            self.day * DAY_MS,
+        )  # fmt: skip
+
+
+AccessContext: TypeAlias = DirectContext | GroupContext | KeyContext
 """A decoded access context."""
 
 
@@ -108,16 +136,19 @@ def decode_context(ctx: bytes) -> AccessContext:
             message_id=r.fixed(MESSAGE_ID_LEN, "message id"),
             day=r.u32("day"),
         )
-    elif ctx.startswith(DIRECT_LABEL):
-        r = Reader(ctx[len(DIRECT_LABEL) :], "access context")
-        out = DirectContext(
-            epoch=r.u32("epoch"),
-            sender=Address.read(r),
-            recipient=Address.read(r),
-            conversation_id=r.fixed(CONVERSATION_ID_LEN, "conversation id"),
-            message_id=r.fixed(MESSAGE_ID_LEN, "message id"),
-            day=r.u32("day"),
+    elif ctx.startswith(DIRECT_LABEL) or ctx.startswith(KEYS_LABEL):
+        keys = ctx.startswith(KEYS_LABEL)
+        label = KEYS_LABEL if keys else DIRECT_LABEL
+        r = Reader(ctx[len(label) :], "key access context" if keys else "access context")
+        fields = (
+            r.u32("epoch"),
+            Address.read(r),
+            Address.read(r),
+            r.fixed(CONVERSATION_ID_LEN, "conversation id"),
+            r.fixed(MESSAGE_ID_LEN, "message id"),
+            r.u32("day"),
         )
+        out = KeyContext(*fields) if keys else DirectContext(*fields)
     else:
         raise DecodeError("access context: unknown label")
     r.finish()

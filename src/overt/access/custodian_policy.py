@@ -18,7 +18,9 @@ order, each its own reason (DESIGN §6):
 5. the log proof holds a checkpoint signed by the log and cosigned by the witness quorum, and
    the entry it includes is exactly this warrant's
    :class:`~overt.transparency.entries.WarrantCommitment` (recomputed from the warrant);
-6. every context decodes (:func:`~overt.access.context.decode_context`); a group context comes
+6. every context decodes (:func:`~overt.access.context.decode_context`); none is a key context
+   (key material — a sender-key distribution — is never released: ``key_material``); a group
+   context comes
    with the member list whose hash it carries; it names a target of a ``content`` task — the
    sender or recipient account, or for a group the sender or any member account —; its
    *day* lies wholly inside that task's window (day granularity: the context carries no finer
@@ -45,7 +47,12 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final, Self, TypeAlias
 
-from overt.access.context import AccessContext, DirectContext, GroupContext, decode_context
+from overt.access.context import (
+    AccessContext,
+    GroupContext,
+    KeyContext,
+    decode_context,
+)
 from overt.access.limits import MAX_SHARE_BATCH
 from overt.access.warrant import (
     Delivery,
@@ -81,6 +88,12 @@ CONTEXTS_HASH_LABEL: Final = b"Overt_AccessContexts_v1"
 """Label of :func:`contexts_hash`."""
 
 _MAX_CONTEXT_LEN: Final = 1024
+
+KEY_MATERIAL_REFUSED: Final = (
+    "key material is never released: the context is a key context (a sender-key distribution, "
+    "whose chain key would open the sender's later group messages uncounted)"
+)
+"""What a custodian (and the agency's tool, skipping such a message) says about a key context."""
 
 
 # ----------------------------------------------------------------------------- trust
@@ -251,6 +264,8 @@ class Refusal(Enum):
     NOT_COSIGNED = "not_cosigned"
     NOT_IN_LOG = "not_in_log"
     MALFORMED_CONTEXT = "malformed_context"
+    KEY_MATERIAL = "key_material"
+    """A key context (a sender-key distribution): key material is never released."""
     GROUP_MEMBERS_MISMATCH = "group_members_mismatch"
     NOT_A_TARGET = "not_a_target"
     METADATA_ONLY = "metadata_only"
@@ -293,6 +308,8 @@ def _covering_problem(
     warrant: Warrant, ctx: AccessContext, members: GroupMembers | None
 ) -> tuple[Refusal, str] | None:
     """Why ``ctx`` is outside ``warrant`` (None if a content task covers it)."""
+    if isinstance(ctx, KeyContext):
+        return Refusal.KEY_MATERIAL, KEY_MATERIAL_REFUSED
     if isinstance(ctx, GroupContext):
         if members is None:
             return Refusal.GROUP_MEMBERS_MISMATCH, "a group context needs its member list"
@@ -317,7 +334,8 @@ def _covering_problem(
 
 def check_covered(warrant: Warrant, ctx: AccessContext, members: GroupMembers | None) -> None:
     """:class:`ProtocolViolation` unless a ``content`` task of ``warrant`` names an account
-    of ``ctx`` and its window wholly contains the context's day."""
+    of ``ctx`` and its window wholly contains the context's day (never for a key context:
+    key material is never released)."""
     problem = _covering_problem(warrant, ctx, members)
     if problem is not None:
         raise ProtocolViolation(problem[1])
@@ -407,12 +425,14 @@ def _check_contexts(
             decoded.append(decode_context(item.context))
         except DecodeError as e:
             raise _Refuse(Refusal.MALFORMED_CONTEXT, str(e), i) from None
+        if isinstance(decoded[-1], KeyContext):
+            raise _Refuse(Refusal.KEY_MATERIAL, KEY_MATERIAL_REFUSED, i)
     epochs = {c.epoch for c in decoded}
     if len(epochs) != 1:
         raise _Refuse(Refusal.MALFORMED_REQUEST, "one request covers one escrow epoch")
     (epoch,) = epochs
     for i, (item, ctx) in enumerate(zip(request.items, decoded, strict=True)):
-        if isinstance(ctx, DirectContext) and item.group_members is not None:
+        if not isinstance(ctx, GroupContext) and item.group_members is not None:
             raise _Refuse(Refusal.MALFORMED_REQUEST, "a member list for a one-to-one context", i)
         problem = _covering_problem(warrant, ctx, item.group_members)
         if problem is not None:
@@ -492,6 +512,7 @@ def decide(
 
 __all__ = [
     "CONTEXTS_HASH_LABEL",
+    "KEY_MATERIAL_REFUSED",
     "AccessItem",
     "AccessRequest",
     "AccessTrust",

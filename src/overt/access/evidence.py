@@ -19,10 +19,11 @@ first failed check: the court's signature and the manifest's listing of its key;
 commitment in a quorum-cosigned checkpoint; per batch, the transcript against the trusted epoch
 key and the manifest's ``(n, t)``; per message, that the context recomputed *from the envelope
 itself* equals the one recorded and lies inside the warrant (a target of a content task, the day
-inside its window); every share proof; the Lagrange combination; the key recovery (which
-re-derives ``R``); the decryption; the franking commitment; and, for every custodian whose
-share is used, a logged receipt for exactly this batch (same warrant, count and hash of the
-context list), placed in the log after the warrant's commitment.
+inside its window; never a key context: key material is never released); every share proof;
+the Lagrange combination; the key recovery (which re-derives ``R``); the decryption; the
+franking commitment; and, for every custodian whose share is used, a logged receipt for exactly
+this batch (same warrant, count and hash of the context list), placed in the log after the
+warrant's commitment.
 
 **The session keys.** A one-to-one envelope's ciphertext is bound to associated data that
 starts with the PQXDH session's AD: ``"Overt_PQXDH_AD_v1" ‖ initiator (X25519, Ed25519)
@@ -32,7 +33,8 @@ started the session. :func:`verify_evidence` takes an optional ``directory`` to 
 with the devices' entries the verifier fetched from the (log-verified) key directory; a PREKEY
 envelope names the initiator's keys itself and they must agree. Group messages' associated data
 is their own header; their sender-key signature is not re-checked (the LEA does not hold the
-sender key), the key-committing AEAD under the recovered key authenticates them.
+sender's signature key, which travels only in its sender-key distribution, key material that
+is never decrypted), the key-committing AEAD under the recovered key authenticates them.
 
 Encodings are versioned binary (:mod:`overt.wire.codec`), bounded by
 :data:`~overt.access.limits.MAX_EVIDENCE_BYTES`. This module never sees sockets, files or
@@ -46,8 +48,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Final, Self
 
-from overt.access.context import decode_context
+from overt.access.context import KeyContext, decode_context
 from overt.access.custodian_policy import (
+    KEY_MATERIAL_REFUSED,
     AccessTrust,
     GroupMembers,
     check_covered,
@@ -397,6 +400,8 @@ def _verify_item(
         ctx = decode_context(item.context)
     except DecodeError as e:
         raise _reject(f"{where}: malformed ({e})") from None
+    if isinstance(ctx, KeyContext):
+        raise _reject(f"{where}: {KEY_MATERIAL_REFUSED}")
     if item.context != p.context:
         raise _reject(f"{where}: the recorded context is not the envelope's")
     if p.access.epoch != epoch:

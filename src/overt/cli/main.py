@@ -25,6 +25,11 @@ from typing import Any
 
 from overt.cli.access import add_commands as add_access_commands
 from overt.cli.audit import add_commands as add_audit_commands
+from overt.cli.groups import add_commands as add_group_commands
+from overt.cli.groups import chat_group
+from overt.cli.matching import add_commands as add_matching_commands
+from overt.cli.notices import add_commands as add_notice_commands
+from overt.cli.notices import print_access, show_new_notices
 from overt.cli.safety import add_commands as add_safety_commands
 from overt.client import Client, HttpTransport
 from overt.client.model import Direction, Message
@@ -109,9 +114,13 @@ def _time(ms: int) -> str:
 def show(message: Message) -> str:
     """One message as a line: time, who (and which of their devices), text."""
     if message.direction is Direction.OUTGOING:
-        head = f"[{_time(message.sent_at_ms)}] me → {message.peer}"
+        to = f"#{message.peer}" if message.in_group else message.peer
+        head = f"[{_time(message.sent_at_ms)}] me → {to}"
     else:
-        head = f"[{_time(message.sent_at_ms)}] {message.sender} (device {message.sender_device})"
+        who = f"{message.sender} (device {message.sender_device})"
+        if message.in_group:
+            who = f"#{message.peer} {who}"
+        head = f"[{_time(message.sent_at_ms)}] {who}"
     text = message.text
     if message.attachment is not None:
         a = message.attachment
@@ -259,6 +268,7 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
     async with Session(args) as client:
         _need_account(client, args)
         new = await client.sync()
+        show_new_notices(client)  # a warrant naming this account was unsealed
         print(f"{len(new)} new message(s).")
         if args.peer:
             for m in await client.history(args.peer, limit=args.limit):
@@ -268,6 +278,10 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
             last = conv.last_message
             line = show(last) if last else "(no messages)"
             print(f"{conv.peer}: {line}")
+        for group in await client.groups():  # group lines (overt group history GROUP)
+            latest = await client.group_history(group.ref, limit=1)
+            line = show(latest[0]) if latest else "(no messages)"
+            print(f"#{group.name}: {line}")
     return 0
 
 
@@ -275,13 +289,19 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     async with Session(args) as client:
         _need_account(client, args)
         print(f"Listening as {client.account_name} (device {client.device_id}); Ctrl-C to stop.")
+        show_new_notices(client)
         sys.stdout.flush()
         async for m in client.listen():
             print(show(m), flush=True)
+            show_new_notices(client)
     return 0
 
 
 async def cmd_chat(args: argparse.Namespace) -> int:
+    if args.group is not None:
+        return await chat_group(args)
+    if args.peer is None:
+        raise LocalError("name the person to chat with, or --group GROUP")
     async with Session(args) as client:
         _need_account(client, args)
         for m in await client.history(args.peer, limit=20):
@@ -329,8 +349,15 @@ async def cmd_status(args: argparse.Namespace) -> int:
         print(f"server:  {server_url(args, profile_dir(args))}")
         if client.is_active:
             print(f"account: {client.account_name} (device {client.device_id})")
+            try:
+                matching = await client.refresh_matching()
+            except OvertError:  # the server unreachable: what this profile knows
+                matching = client.matching_status()
+            print(f"safety:  {matching.describe()}")
         else:
             print("account: none yet")
+        await print_access(client)  # the policy in force, the escrow epoch, notices
+        show_new_notices(client)
     return 0
 
 
@@ -443,7 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_listen)
 
     c = sub.add_parser("chat", help="an interactive conversation in the terminal")
-    c.add_argument("peer")
+    c.add_argument("peer", nargs="?")
+    c.add_argument("--group", metavar="GROUP", help="chat in a group (name or id) instead")
     c.set_defaults(run=cmd_chat)
 
     c = sub.add_parser("safety-number", help="show (or accept a changed) safety number")
@@ -454,7 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("status", help="this profile's account, device and server")
     c.set_defaults(run=cmd_status)
     add_access_commands(sub)  # custodian, court, lea, audit-access
+    add_notice_commands(sub)  # notices
     add_safety_commands(sub)  # report, console
+    add_matching_commands(sub)  # matching prepare, keygen, sign, publish
+    add_group_commands(sub)  # group create/add/remove/leave/rename/send/list/members/history
     add_audit_commands(sub)  # audit, alarms; last: it wraps the commands above
     return p
 

@@ -12,6 +12,10 @@ Layers, and what each must not know:
 * :mod:`~overt.client.transport` — HTTP, WebSocket and request signing; no protocol state.
 * :mod:`~overt.client.kt` — key transparency: the manifest, checkpoints, log proofs of device
   lists, gossip and monitoring, over the public log endpoints.
+* :mod:`~overt.client.escrow`, :mod:`~overt.client.notices` — lawful access: escrow-epoch keys
+  proven from the log, and the notice a target gets when a warrant naming it is unsealed.
+* :mod:`~overt.client.groups`, :mod:`~overt.client.group_store` — group conversations (Sender
+  Keys) over the server's group routes and the pairwise sessions, and their local state.
 * :mod:`~overt.client.client` — the facade tying them to :mod:`overt.protocol`.
 
 This package never imports :mod:`overt.server` or :mod:`overt.storage` (checked by
@@ -26,6 +30,7 @@ from overt.client.errors import (
     AttachmentRejected,
     BadResponse,
     Conflict,
+    EpochNotInLog,
     Forbidden,
     NotFound,
     NotInLog,
@@ -37,6 +42,7 @@ from overt.client.errors import (
     ServerUnreachable,
     SplitView,
     StaleDevices,
+    StaleGroup,
     StaleSerial,
     StoreError,
     TooLarge,
@@ -51,9 +57,12 @@ from overt.client.model import (
     Conversation,
     Direction,
     FailureReason,
+    GroupInfo,
+    GroupMemberInfo,
     Message,
     Undecryptable,
 )
+from overt.client.notices import Notice
 from overt.client.transport import (
     AsgiTransport,
     HttpTransport,
@@ -78,15 +87,19 @@ __all__ = [
     "Conflict",
     "Conversation",
     "Direction",
+    "EpochNotInLog",
     "FailureReason",
     "Forbidden",
     "Gossip",
+    "GroupInfo",
+    "GroupMemberInfo",
     "HttpTransport",
     "LinkApproval",
     "LinkRequest",
     "Message",
     "NotFound",
     "NotInLog",
+    "Notice",
     "PolicyUnavailable",
     "ProfileStateError",
     "ProfileTooNew",
@@ -98,6 +111,7 @@ __all__ = [
     "ServerUnreachable",
     "SplitView",
     "StaleDevices",
+    "StaleGroup",
     "StaleSerial",
     "StoreError",
     "SystemClock",

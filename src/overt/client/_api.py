@@ -181,6 +181,11 @@ def parse_stale(details: Mapping[str, object]) -> list[StaleAccount]:
     return out
 
 
+#: The kinds of mail (docs/api.md): a one-to-one ``Envelope``, or a ``GroupMessage``.
+MAIL_ENVELOPE = "envelope"
+MAIL_GROUP = "group"
+
+
 @dataclass(frozen=True, slots=True)
 class Mail:
     """One mailbox entry (``GET /v1/messages`` or a WebSocket ``mail`` event)."""
@@ -189,19 +194,25 @@ class Mail:
     sender: Address
     server_time_ms: int
     envelope: bytes = field(repr=False)
+    """The envelope's bytes, or the group message's for ``kind == "group"``."""
     reporting_tag: bytes | None = field(repr=False)
+    kind: str = MAIL_ENVELOPE
 
 
 def parse_mail(value: object) -> Mail:
     what = "mail"
     o = obj(value, what)
     tag = o.get("reporting_tag")
+    kind = o.get("kind", MAIL_ENVELOPE)  # absent: a server from before group mail
+    if kind not in (MAIL_ENVELOPE, MAIL_GROUP):
+        raise BadResponse(f"{what}: 'kind' is not 'envelope' or 'group'")
     return Mail(
         integer(o, "id", what),
         parse_address(_field(o, "sender", what), f"{what}: 'sender'"),
         integer(o, "server_time", what),
         binary(o, "envelope", what),
         None if tag is None else _b64(tag, f"{what}: 'reporting_tag'"),
+        str(kind),
     )
 
 

@@ -10,6 +10,19 @@ A body may also carry **gossip**: the newest transparency-log checkpoint the sen
 (origin, size, root hash), so that the recipient can check that both were shown the same log
 (DESIGN §4; see docs/transparency.md, "What clients verify").
 
+**Groups.** Inside a :class:`overt.wire.group_messages.GroupMessage` the body is a text or
+attachment body whose ``peer`` is the group's 32-byte id (the conversation it belongs to; a
+receiver checks it is the message's group). Two more kinds travel over the pairwise sessions,
+to every device of every member account (and the sender's other devices), with the group id as
+``peer`` and the group's structure as ``group_data``: a signed
+:class:`~overt.wire.group_messages.MembershipUpdate` (kind 3) and this device's
+:class:`~overt.wire.group_messages.SenderKeyDistribution` (kind 4); and a member's request to
+leave (kind 5, no data), to the admins, who alone can sign the update that removes it.
+
+**Key material.** A sender-key distribution (kind 4, :data:`KEY_MATERIAL_KINDS`) is sent with
+its access field under the key context (:func:`access_kind`), every other body under the
+content context; a recipient refuses a body whose field matched the other kind.
+
 Canonical encoding (:mod:`overt.wire.codec`)::
 
     struct { opaque blob_id<1..64>; opaque key[32]; uint64 size;
@@ -17,9 +30,12 @@ Canonical encoding (:mod:`overt.wire.codec`)::
              opaque content_type<0..127>; opaque file_name<0..255>; } AttachmentPointer;
     struct { opaque origin<1..255>; uint64 size; opaque root_hash[32]; } Gossip;
     struct { uint8 version;                         /* 1: no gossip, 2: with gossip */
-             uint8 kind;                            /* 1 text, 2 attachment */
+             uint8 kind;        /* 1 text, 2 attachment, 3 group update,
+                                   4 group key, 5 group leave */
              opaque peer<1..64>; opaque text<0..2^32-1>;   /* at most MAX_TEXT_BYTES */
              AttachmentPointer attachment;          /* iff kind == attachment */
+             opaque group_data<1..2^32-1>;          /* iff kind is 3 or 4; at most
+                                                       MAX_GROUP_DATA_BYTES */
              Gossip gossip;                         /* iff version == 2 */ } Body;
 
 A body without gossip is written as version 1, exactly as before version 2 existed, so one body
@@ -36,8 +52,14 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Self
 
-from overt.client.limits import MAX_CONTENT_TYPE_BYTES, MAX_FILE_NAME_BYTES, MAX_TEXT_BYTES
+from overt.client.limits import (
+    MAX_CONTENT_TYPE_BYTES,
+    MAX_FILE_NAME_BYTES,
+    MAX_GROUP_DATA_BYTES,
+    MAX_TEXT_BYTES,
+)
 from overt.errors import DecodeError, LocalError
+from overt.protocol.access import AccessKind
 from overt.transparency.checkpoint import MAX_ORIGIN_BYTES, Checkpoint
 from overt.transparency.merkle import HASH_LEN, MAX_TREE_SIZE
 from overt.wire import Reader, Writer
@@ -56,6 +78,27 @@ MAX_BLOB_ID_LEN = 64
 class BodyKind(IntEnum):
     TEXT = 1
     ATTACHMENT = 2
+    #: A signed membership update of a group (``group_data``), over a pairwise session.
+    GROUP_UPDATE = 3
+    #: A sender key of a group (``group_data``), over a pairwise session.
+    GROUP_KEY = 4
+    #: "This account leaves the group" (no data), to the group's admins over pairwise sessions.
+    GROUP_LEAVE = 5
+
+
+#: The kinds that carry ``group_data``.
+GROUP_CONTROL_KINDS = frozenset({BodyKind.GROUP_UPDATE, BodyKind.GROUP_KEY})
+#: The kinds :mod:`overt.client.groups` handles (never shown to a person as messages).
+GROUP_BODY_KINDS = frozenset({BodyKind.GROUP_UPDATE, BodyKind.GROUP_KEY, BodyKind.GROUP_LEAVE})
+#: The kinds that carry keys for other messages (a sender key's chain key): sent with the
+#: access field under the key context, which no custodian opens (docs/lawful-access.md). A
+#: membership update or a leave request carries no secret and is content.
+KEY_MATERIAL_KINDS = frozenset({BodyKind.GROUP_KEY})
+
+
+def access_kind(kind: BodyKind) -> AccessKind:
+    """The access-field context a body of ``kind`` is sent under, and must have come under."""
+    return AccessKind.KEY_MATERIAL if kind in KEY_MATERIAL_KINDS else AccessKind.CONTENT
 
 
 def _utf8(raw: bytes, what: str) -> str:
@@ -162,10 +205,14 @@ class Body:
     attachment: AttachmentPointer | None = field(default=None, repr=False)
     gossip: Gossip | None = None
     """The sender's newest verified log checkpoint, when it follows a transparency log."""
+    group_data: bytes | None = field(default=None, repr=False)
+    """A group update or sender key (kinds 3 and 4 only)."""
 
     def __post_init__(self) -> None:
         if (self.kind is BodyKind.ATTACHMENT) != (self.attachment is not None):
             raise LocalError("an attachment body carries a pointer, and only it does")
+        if (self.kind in GROUP_CONTROL_KINDS) != (self.group_data is not None):
+            raise LocalError("a group update or key body carries group data, and only it does")
 
     @classmethod
     def of_text(cls, peer: bytes, text: str) -> Self:
@@ -174,6 +221,11 @@ class Body:
     @classmethod
     def of_attachment(cls, peer: bytes, pointer: AttachmentPointer, caption: str = "") -> Self:
         return cls(BodyKind.ATTACHMENT, peer, caption, pointer)
+
+    @classmethod
+    def of_group(cls, kind: BodyKind, group_id: bytes, data: bytes | None = None) -> Self:
+        """A group update or sender key (``data``), or a leave request, for ``group_id``."""
+        return cls(kind, group_id, group_data=data)
 
     def encode(self) -> bytes:
         text = self.text.encode()
@@ -185,6 +237,10 @@ class Body:
             w.vec(self.peer, 1, MAX_ACCOUNT_ID_LEN).vec(text, 4, MAX_TEXT_BYTES)
             if self.attachment is not None:
                 self.attachment.write(w)
+            if self.group_data is not None:
+                if not self.group_data:
+                    raise ValueError("group data must not be empty")
+                w.vec(self.group_data, 4, MAX_GROUP_DATA_BYTES)
             if self.gossip is not None:
                 self.gossip.write(w)
         except ValueError as exc:  # a field over its bound
@@ -206,6 +262,9 @@ class Body:
         peer = r.vec(1, "peer", MAX_ACCOUNT_ID_LEN, min_len=1)
         text = _utf8(r.vec(4, "text", MAX_TEXT_BYTES), "text")
         pointer = AttachmentPointer.read(r) if kind is BodyKind.ATTACHMENT else None
+        group_data = None
+        if kind in GROUP_CONTROL_KINDS:
+            group_data = r.vec(4, "group_data", MAX_GROUP_DATA_BYTES, min_len=1)
         gossip = Gossip.read(r) if version == BODY_VERSION_GOSSIP else None
         r.finish()
-        return cls(kind, peer, text, pointer, gossip)
+        return cls(kind, peer, text, pointer, gossip, group_data)

@@ -51,7 +51,7 @@ from typing import Final, Self
 
 from overt.client import _api
 from overt.client._b64 import b64e
-from overt.client.body import AttachmentPointer, Body, BodyKind
+from overt.client.body import GROUP_BODY_KINDS, AttachmentPointer, Body, BodyKind, access_kind
 from overt.client.clock import Clock, SystemClock
 from overt.client.errors import (
     AccountExists,
@@ -59,7 +59,6 @@ from overt.client.errors import (
     BadResponse,
     NotFound,
     NotInLog,
-    PolicyUnavailable,
     ProfileStateError,
     RateLimited,
     ServerRefused,
@@ -69,7 +68,9 @@ from overt.client.errors import (
     TransparencyUnavailable,
     UnknownAccount,
 )
-from overt.client.kt import KeyTransparency, OwnAccount, Progress, device_list_hash
+from overt.client.escrow import EscrowEpochs, escrow_of, newest_live
+from overt.client.groups import Groups
+from overt.client.kt import KeyTransparency, LogReader, OwnAccount, Progress, device_list_hash
 from overt.client.limits import (
     ACK_BATCH_MAX,
     ACK_DELAY_S,
@@ -89,15 +90,19 @@ from overt.client.limits import (
     SEEN_MAIL_RETENTION_MS,
 )
 from overt.client.link import LinkApproval, LinkRequest
+from overt.client.matching import ClientMatching, MatchingStatus
 from overt.client.model import (
     Alarm,
     AlarmKind,
     Conversation,
     FailureReason,
+    GroupInfo,
+    GroupMemberInfo,
     Message,
     Undecryptable,
     name_of,
 )
+from overt.client.notices import Notice, WarrantWatch, notice_of
 from overt.client.store import (
     AlarmRecord,
     Contact,
@@ -106,6 +111,7 @@ from overt.client.store import (
     Profile,
     ProfileState,
     Store,
+    StoredEpoch,
     StoredMessage,
 )
 from overt.client.transport import PushChannel, RequestSigner, Response, Transport, error_of
@@ -131,6 +137,7 @@ from overt.errors import (
     UntrustedIdentity,
 )
 from overt.protocol import (
+    AccessKind,
     AccountIdentity,
     Device,
     DeviceIdentity,
@@ -145,7 +152,7 @@ from overt.protocol.device import PrekeyStock
 from overt.protocol.limits import MAX_ONE_TIME_PREKEYS
 from overt.protocol.session import decrypt as decrypt_envelope
 from overt.protocol.session import start as start_session
-from overt.transparency.manifest import NoAccess, describe_policy
+from overt.transparency.manifest import describe_policy
 from overt.wire import (
     MESSAGE_ID_LEN,
     Address,
@@ -220,10 +227,17 @@ class Client:
         self._rng = rng
         self._policy = policy
         self._kt = KeyTransparency(store, transport, clock, provider_key)
+        self._matching = ClientMatching(
+            store.path.parent, self._kt, LogReader(transport), self._request, clock, rng,
+            holds_account_key=lambda: self.holds_account_key,
+        )  # fmt: skip
+        self._escrow = EscrowEpochs(store, transport, clock, self._kt)
+        self._kt.watch(WarrantWatch(store, clock, self._escrow))
         self._last_log_check_ms: int | None = None
         self._profile: Profile | None = store.profile()
         self._signer: RequestSigner | None = None
         self._send_lock = asyncio.Lock()
+        self._groups = Groups(self)  # group conversations (overt.client.groups)
         self._refill_lock = asyncio.Lock()
         self._prekeys_checked = False
         self._set_profile(self._profile)
@@ -267,6 +281,7 @@ class Client:
             raise
 
     async def close(self) -> None:
+        self._matching.close()
         self._store.close()
 
     async def __aenter__(self) -> Self:
@@ -396,6 +411,7 @@ class Client:
             raise
         self._remember_own_list(signed)
         self._store.save_contact(Contact(account, ai.public_key.raw, signed, now), now)
+        self._matching.create_account_seed(1)  # the account's matching seed (client/matching.py)
         self._store.update_profile(state=ProfileState.ACTIVE)
         self._set_profile(replace(p, state=ProfileState.ACTIVE))
         log.info("registered %s", p.device.address)
@@ -458,7 +474,7 @@ class Client:
                         req.identity_dh,
                         req.identity_sign,
                     ):
-                        return LinkApproval(entry.device, own.signed_device_list)
+                        return self._approval(req, entry.device, own.signed_device_list)
                 new_id = max(d.device for d in own.device_list.devices) + 1
                 entries = [*own.device_list.devices]
                 entries.append(DeviceEntry(new_id, req.identity_dh, req.identity_sign))
@@ -477,12 +493,25 @@ class Client:
                 self._remember_own_list(signed)
                 await self._accept_device_list(p.account, signed)
                 log.info("linked device %d to %s", new_id, p.device.address)
-                return LinkApproval(new_id, signed)
+                return self._approval(req, new_id, signed)
         raise StaleSerial(
             409,
             "stale_serial",
             "the account's device list kept changing while linking; try again",
         )
+
+    def _approval(self, req: LinkRequest, device: int, signed: SignedDeviceList) -> LinkApproval:
+        """The approval of ``req`` as ``device``, with the account secrets (the matching seed
+        and the device's matching slot, client/matching.py) sealed to the new device."""
+        listed = [d.device for d in signed.device_list.devices if d.device != device]
+        own = self._active().device.address.device
+        secrets = self._matching.link_secrets(req.identity_sign, listed, own)
+        try:
+            return LinkApproval.make(req, device, signed, secrets, self._rng)
+        except InvalidMessage:
+            raise ProtocolViolation(
+                "the link request's X25519 key cannot be used; make a new request on the new device"
+            ) from None
 
     async def finish_link(self, approval: LinkApproval | bytes) -> None:
         """Step 3 on the new device: check the approval, take the assigned device id, pin the
@@ -510,6 +539,14 @@ class Client:
                 "the link approval is not signed by the account key; approve the request again "
                 "on a device that holds the account key"
             ) from None
+        try:
+            secrets = appr.open_secrets(p.device.dh, p.device.sign.public_key.raw)
+            self._matching.check_secrets(secrets)
+        except (InvalidMessage, DecodeError):
+            raise ProtocolViolation(
+                "the link approval's account secrets do not open for this device; approve the "
+                "request again"
+            ) from None
         now = self._clock.now_ms()
         if p.device.address.device == _UNASSIGNED_DEVICE:
             ident = DeviceIdentity(Address(p.account, appr.device), p.device.dh, p.device.sign)
@@ -524,6 +561,7 @@ class Client:
             raise ProtocolViolation("the link approval is for another device id")
         self._remember_own_list(signed)
         self._store.save_contact(Contact(p.account, dl.account_key, signed, now), now)
+        self._matching.adopt(secrets)  # the account's matching seed (client/matching.py)
         await self._request("PUT", "/v1/devices/self/prekeys", json=_public_prekeys(p.prekeys))
         self._store.update_profile(state=ProfileState.ACTIVE)
         self._set_profile(replace(p, state=ProfileState.ACTIVE))
@@ -799,7 +837,11 @@ class Client:
         pointer = AttachmentPointer(
             blob_id, key, len(data), sha256(data), sha256(ciphertext), content_type, file_name
         )
-        return await self._send_body(Body.of_attachment(peer, pointer, caption))
+        message = await self._send_body(Body.of_attachment(peer, pointer, caption))
+        # Known-content matching (when the manifest turns it on): after the message went out,
+        # so that it never waits for or fails because of matching (client/matching.py).
+        await self._matching.after_send(data, content_type, self._active().device.address.device)
+        return message
 
     async def fetch_attachment(self, message: Message) -> bytes:
         """Download, check and decrypt the attachment of ``message``.
@@ -825,6 +867,8 @@ class Client:
 
     async def _send_body(self, body: Body) -> Message:
         p = self._active()
+        if self._policy is None:
+            await self._escrow.ensure_live()  # the escrow epoch, from the log
         self._access_policy()  # refuse before anything goes out if the policy cannot be met
         body = body.with_gossip(self._kt.gossip())
         peer = body.peer
@@ -940,10 +984,12 @@ class Client:
         sent_ms: int,
         cid: bytes,
         message_id: bytes,
+        kind: AccessKind = AccessKind.CONTENT,
     ) -> tuple[bytes, list[Envelope]] | None:
         """Encrypt to every target and persist the advanced sessions before anything is sent,
         so that no message key is ever used for two ciphertexts the server sees. None if a
-        target has neither a session nor a bundle (its list changed meanwhile).
+        target has neither a session nor a bundle (its list changed meanwhile). ``kind`` is
+        the access field's context (key material: a sender-key distribution).
 
         No ``await`` here: sessions are read, advanced and written back without another task
         (a receive committing a newer record) getting in between.
@@ -963,8 +1009,9 @@ class Client:
         dev = Device(p.device, self._rng, self._access_policy(), p.prekeys)
         dev.sessions = records
         out, envelopes = dev.encrypt_fanout(
-            targets, body, now_ms=sent_ms, conversation_id=cid, message_id=message_id
-        )
+            targets, body, now_ms=sent_ms, conversation_id=cid, message_id=message_id,
+            access_kind=kind,
+        )  # fmt: skip
         self._store.save_sessions({t: dev.sessions[t] for t in targets}, self._clock.now_ms())
         return out.franking_key, envelopes
 
@@ -975,6 +1022,52 @@ class Client:
             raise bad from exc
         for entry in stale:
             await self._accept_device_list(entry.account, entry.signed_device_list)
+
+    # ------------------------------------------------------------------ groups
+
+    async def create_group(self, name: str, members: Sequence[str]) -> GroupInfo:
+        """A new group named ``name`` of this account (its admin) and the accounts
+        ``members``, with every device of each; only the device holding the account key can
+        do this (it signs the membership). See :mod:`overt.client.groups`."""
+        return await self._groups.create(name, members)
+
+    async def add_members(self, group: str, members: Sequence[str]) -> GroupInfo:
+        """(Admin) add accounts to ``group`` (its id, an id prefix or its name)."""
+        return await self._groups.add(group, members)
+
+    async def remove_members(self, group: str, members: Sequence[str]) -> GroupInfo:
+        """(Admin) remove accounts from ``group``: every remaining device rekeys, so they
+        read nothing sent afterwards."""
+        return await self._groups.remove(group, members)
+
+    async def rename_group(self, group: str, name: str) -> GroupInfo:
+        """(Admin) give ``group`` a new name."""
+        return await self._groups.rename(group, name)
+
+    async def leave_group(self, group: str) -> GroupInfo:
+        """Leave ``group``; this device stops reading and sending there at once."""
+        return await self._groups.leave(group)
+
+    async def send_group(self, group: str, text: str) -> Message:
+        """Send ``text`` to every member device of ``group`` (one ciphertext, fanned out by
+        the server); return it as stored in the group's history."""
+        return await self._groups.send(group, text)
+
+    async def groups(self) -> list[GroupInfo]:
+        """Every group this device is or was in, most recently active first. Local."""
+        return self._groups.all()
+
+    async def group_info(self, group: str) -> GroupInfo:
+        """``group`` (its id, an id prefix of four characters or more, or its name). Local."""
+        return self._groups.info(group)
+
+    async def group_members(self, group: str) -> list[GroupMemberInfo]:
+        """Who is in ``group`` now (devices, admin or not) and since which version. Local."""
+        return self._groups.members(group)
+
+    async def group_history(self, group: str, limit: int = 50) -> list[Message]:
+        """The last ``limit`` messages of ``group``, oldest first. Local."""
+        return self._groups.history(group, limit)
 
     # ------------------------------------------------------------------ receiving
 
@@ -1003,10 +1096,12 @@ class Client:
                     consumed = consumed or used_prekey
                     if message is not None:
                         shown.append(message)
+                    shown.extend(self._groups.take_extra())  # group messages let through
                 await self._request("POST", "/v1/messages/ack", json={"ids": [m.id for m in mails]})
                 if not more:
                     break
                 after = mails[-1].id
+            shown.extend(await self._groups.drain_waiting())  # group input left from before
             if consumed or not self._prekeys_checked:
                 await self.refill_prekeys()
         except ServerUnreachable:
@@ -1016,6 +1111,7 @@ class Client:
             log.info("sync ended early: the server stopped answering")
             return shown
         await self._monitor_if_due()
+        await self._matching.flush()  # bundles that could not be uploaded before
         return shown
 
     async def _monitor_if_due(self) -> None:
@@ -1065,6 +1161,8 @@ class Client:
                             while True:
                                 message = await self._ws_next(channel, acks)
                                 if message is not None:
+                                    yield message
+                                for message in self._groups.take_extra():
                                     yield message
                                 await self._monitor_if_due()
                         except GeneratorExit:  # the caller stopped listening
@@ -1124,6 +1222,8 @@ class Client:
         p = self._active()
         if self._store.mail_seen(mail.id):
             return None, False
+        if mail.kind == _api.MAIL_GROUP:
+            return await self._groups.receive_mail(mail), False
         now = self._clock.now_ms()
 
         def fail(reason: FailureReason, staged: tuple[Address, SessionRecord] | None = None,
@@ -1155,12 +1255,17 @@ class Client:
             return fail(FailureReason.UNKNOWN_DEVICE)
         if entry is None:
             return fail(FailureReason.UNKNOWN_DEVICE)
+        try:  # the epochs it accepts, from the log (the message's own, fetched if new)
+            policy = self._policy
+            if policy is None:
+                policy = await self._escrow.for_receiving(env.access)
+        except PolicyViolation:
+            return fail(FailureReason.POLICY)
         # Another task may have processed this mail or changed the prekeys meanwhile.
         if self._store.mail_seen(mail.id):
             return None, False
         p = self._active()
 
-        policy = self._access_policy()
         # Stage, then commit: no await from here on, and nothing is stored before
         # commit_received.
         try:
@@ -1201,6 +1306,21 @@ class Client:
             body = Body.decode(received.body)
         except DecodeError:
             return fail(FailureReason.UNSUPPORTED_BODY, staged, prekeys)
+        if received.access_kind not in (None, access_kind(body.kind)):
+            # Key material under the content context, or content dressed up as key material
+            # to escape escrow: refused like a forged field, nothing stored but the failure.
+            return fail(FailureReason.POLICY)
+        if body.kind in GROUP_BODY_KINDS:  # group input: committed with the session, then run
+            writer = self._groups.control_writer(mail, env.sender, body, now)
+            if env.conversation_id != body.peer or writer is None:
+                reason = FailureReason.MISMATCH if writer else FailureReason.LIMIT
+                return fail(reason, staged, prekeys)
+            self._store.commit_received(
+                mail_id=mail.id, now_ms=now, session=staged, prekeys=prekeys, extra=writer
+            )
+            if prekeys is not None:
+                self._set_profile(replace(p, prekeys=prekeys))
+            return self._groups.first_of(await self._groups.drain()), prekeys is not None
         from_self = env.sender.account == p.account
         if from_self:
             peer = body.peer
@@ -1287,6 +1407,16 @@ class Client:
 
     # ------------------------------------------------------------------ transparency
 
+    def matching_status(self) -> MatchingStatus:
+        """Whether this client matches the images it sends against the deployment's list, and
+        if not, why (no network; :meth:`refresh_matching` asks the server)."""
+        return self._matching.status()
+
+    async def refresh_matching(self) -> MatchingStatus:
+        """Fetch and verify the current matching list (docs/matching.md); a list that does not
+        verify is refused — nothing is scanned — and the status says why."""
+        return await self._matching.refresh()
+
     async def policy_description(self) -> str:
         """The one line to show about exceptional access, from the pinned deployment manifest
         (e.g. ``"exceptional access: 3 of 5 custodians, notice within 180 days"``)."""
@@ -1296,18 +1426,40 @@ class Client:
         return describe_policy(manifest)
 
     def _access_policy(self) -> EscrowPolicy | None:
-        """The access policy in force: the override given to :meth:`open`, else the pinned
-        manifest's (``none`` → None)."""
+        """The access policy a message sent now uses: the override given to :meth:`open`,
+        else the pinned manifest's (``none`` → None) with the newest live escrow epoch this
+        profile verified in the log (:class:`PolicyUnavailable` if it knows none)."""
         if self._policy is not None:
             return self._policy
-        manifest = self._kt.pinned()
-        if manifest is None or isinstance(manifest.access, NoAccess):
+        return self._escrow.current()
+
+    async def access_epoch(self) -> StoredEpoch | None:
+        """The escrow epoch a message sent now is escrowed under (learnt from the log, asked
+        for if none is known yet): its number, key, span and log index. None under access
+        policy ``none``, or when the log holds no live epoch yet."""
+        self._active()
+        if self._policy is not None:
+            return StoredEpoch(self._policy.epoch, self._policy.public_key.raw, b"", 0, 0, -1)
+        await self._escrow.ensure_live()
+        if escrow_of(self._kt.pinned()) is None:
             return None
-        raise PolicyUnavailable(
-            f"the deployment's manifest sets exceptional access ({describe_policy(manifest)}), "
-            "which needs the current escrow-epoch key, and this client has none; open the "
-            "profile with that policy (Client.open(..., policy=...))"
-        )
+        return newest_live(self._escrow.known(), self._clock.now_ms() // 1000)
+
+    def notices(self, *, new_only: bool = False) -> list[Notice]:
+        """Warrants naming this account that were unsealed in the transparency log (found by
+        :meth:`check_log`), oldest first; ``new_only``: those not yet marked shown. Local: no
+        network. Show new ones prominently, then :meth:`mark_notices_shown`."""
+        p = self._active()
+        manifest = self._kt.pinned()
+        unsealed = [w for w in self._store.access_warrants() if w.unsealing_index is not None]
+        notices = [notice_of(w, manifest, p.account) for w in unsealed]
+        return [n for n in notices if n.new or not new_only]
+
+    def mark_notices_shown(self, notices: Sequence[Notice] | None = None) -> int:
+        """Record that these notices (all new ones if None) were shown; how many were new."""
+        chosen = self.notices(new_only=True) if notices is None else notices
+        ids = [n.warrant_id for n in chosen]
+        return self._store.mark_notices_shown(ids, self._clock.now_ms())
 
     async def check_log(self, *, progress: Progress | None = None) -> list[Alarm]:
         """Monitor this account in the transparency log now: read the log from where this

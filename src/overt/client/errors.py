@@ -23,6 +23,7 @@ Every message says what went wrong and what to do. Where each class hangs::
         │   ├── Conflict              409
         │   │   ├── AccountExists     exists
         │   │   ├── StaleDevices      stale_devices (``details`` holds the fresh lists)
+    │   │   ├── StaleGroup        stale_group (``details`` holds the group's current view)
         │   │   └── StaleSerial       stale_serial
         │   ├── TooLarge              413 too_large
         │   └── RateLimited           429 rate_limited (``retry_after`` seconds)
@@ -34,9 +35,11 @@ Every message says what went wrong and what to do. Where each class hangs::
             ├── UntrustedIdentity     (from overt.errors) a peer's account key changed
             │   └── NotInLog          a device list the server gave is not provably in the
             │       │                 transparency log: the peer is refused            (409)
-            │       └── SplitView     the log's checkpoints do not extend each other (a fork,
-            │                         or a server that refuses to prove they do); an alarm is
-            │                         recorded                                         (409)
+            │       ├── SplitView     the log's checkpoints do not extend each other (a fork,
+            │       │                 or a server that refuses to prove they do); an alarm is
+            │       │                 recorded                                         (409)
+            │       └── EpochNotInLog an escrow-epoch key the server gave is not provably the
+            │                         logged key of the manifest's custodians           (409)
             └── TransparencyUnavailable  the server stopped publishing the manifest or log
                                       this profile follows                             (502)
 
@@ -130,6 +133,11 @@ class StaleDevices(Conflict):
     """409 stale_devices: the device lists used for a send are out of date."""
 
 
+class StaleGroup(Conflict):
+    """409 stale_group: a group change or message was made on an old view of the group;
+    ``details["group"]`` is the server's current view."""
+
+
 class StaleSerial(Conflict):
     """409 stale_serial: the account's device list changed meanwhile."""
 
@@ -176,6 +184,13 @@ class SplitView(NotInLog):
     both checkpoints is recorded (:meth:`overt.client.Client.alarms`)."""
 
 
+class EpochNotInLog(NotInLog):
+    """The server could not prove that an escrow-epoch key is in the transparency log (no
+    inclusion proof under a cosigned checkpoint, or one that does not verify), or the logged
+    key is not the one the manifest's custodians made together (its DKG transcript does not
+    match). Nothing is encrypted to it, and no message naming it is shown."""
+
+
 class TransparencyUnavailable(ProtocolViolation):
     """The server does not publish the deployment manifest or the transparency log that this
     profile follows (or that the caller required with a provider key)."""
@@ -184,8 +199,8 @@ class TransparencyUnavailable(ProtocolViolation):
 
 
 class PolicyUnavailable(ConfigurationError):
-    """The manifest's access policy needs what this client does not have (escrow: the
-    epoch key); pass the policy to :meth:`overt.client.Client.open`."""
+    """The manifest's access policy needs what this client does not have (escrow: a live
+    epoch key, which the transparency log does not hold yet)."""
 
 
 #: ``error`` codes of docs/api.md and the class each maps to; unknown codes fall back on the
@@ -196,6 +211,7 @@ BY_CODE: Mapping[str, type[ServerRefused]] = {
     "not_found": NotFound,
     "exists": AccountExists,
     "stale_devices": StaleDevices,
+    "stale_group": StaleGroup,
     "stale_serial": StaleSerial,
     "too_large": TooLarge,
     "rate_limited": RateLimited,
@@ -211,6 +227,7 @@ STATUS_OF_CODE: Mapping[str, int] = {
     "not_found": 404,
     "exists": 409,
     "stale_devices": 409,
+    "stale_group": 409,
     "stale_serial": 409,
     "too_large": 413,
     "rate_limited": 429,
@@ -230,6 +247,7 @@ __all__ = [
     "AttachmentRejected",
     "BadResponse",
     "Conflict",
+    "EpochNotInLog",
     "Forbidden",
     "NotFound",
     "NotInLog",
@@ -241,6 +259,7 @@ __all__ = [
     "ServerUnreachable",
     "SplitView",
     "StaleDevices",
+    "StaleGroup",
     "StaleSerial",
     "StoreError",
     "TooLarge",

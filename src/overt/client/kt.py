@@ -12,7 +12,9 @@ Three layers, as in the rest of the package:
   newest checkpoint it verified and connects every later one to it by a consistency proof,
   proves device lists are logged before the client uses them, checks what peers gossip, and
   monitors the log for entries of its own account that it did not make. Findings that are
-  evidence of misbehaviour are recorded as alarms in the profile's store.
+  evidence of misbehaviour are recorded as alarms in the profile's store. A
+  :class:`LogWatcher` (lawful access: :mod:`overt.client.notices`) gets the other entries
+  monitoring reads.
 
 A server that refuses to prove that two checkpoints are consistent (any refusal but "slow
 down") is treated exactly like one that proves they are not: as a split view.
@@ -27,6 +29,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from overt.client import _api
 from overt.client._b64 import b64e
@@ -64,6 +67,7 @@ from overt.transparency.checkpoint import (
     verify_proof_bundle,
 )
 from overt.transparency.entries import (
+    Entry,
     KeyDirectoryUpdate,
     ManifestEntry,
     decode_entry,
@@ -260,6 +264,20 @@ class OwnAccount:
     """Fetch (and, if it verifies, accept) the account's current device list."""
 
 
+class LogWatcher(Protocol):
+    """Something else that reads the log while monitoring does (lawful access:
+    :class:`overt.client.notices.WarrantWatch`): it gets every entry that is neither a
+    key-directory update nor a manifest, after the entries were checked to be exactly the
+    leaves of a cosigned checkpoint, and stores what it finds itself (idempotently: entries
+    below its :meth:`size` are ones it already took)."""
+
+    def size(self) -> int: ...
+
+    async def observe(
+        self, manifest: Manifest, account: bytes, entries: Sequence[tuple[int, Entry]], size: int
+    ) -> list[int]: ...
+
+
 class KeyTransparency:
     """One profile's view of the deployment's transparency log (see the module docstring).
 
@@ -281,6 +299,11 @@ class KeyTransparency:
         self._manifest: Manifest | None = None
         self._absent = False  # this server published no manifest when first asked
         self._lock = asyncio.Lock()  # one checkpoint connected at a time
+        self._watcher: LogWatcher | None = None
+
+    def watch(self, watcher: LogWatcher) -> None:
+        """Hand ``watcher`` the other entries :meth:`check_log` reads."""
+        self._watcher = watcher
 
     # ------------------------------------------------------------------ the manifest
 
@@ -567,6 +590,8 @@ class KeyTransparency:
         if label is None and manifest.vrf_key is not None:
             label = await self._own_label(manifest, own)
         cr = CompactRange() if state is None else CompactRange(state.size, state.frontier)
+        if self._watcher is not None and self._watcher.size() < cr.size:
+            cr = CompactRange()  # a watcher newer than this profile: read the log again, once
         if target.size <= cr.size:
             self._save(cr, label)
             return []
@@ -574,6 +599,7 @@ class KeyTransparency:
         pinned_index = -1 if stored is None else stored[1]
         mine: list[tuple[int, KeyDirectoryUpdate]] = []
         manifests: list[tuple[int, bytes]] = []
+        others: list[tuple[int, Entry]] = []
         found: list[NewAlarm] = []
         pos = cr.size
         while pos < target.size:
@@ -597,8 +623,11 @@ class KeyTransparency:
                 else:
                     if isinstance(entry, KeyDirectoryUpdate) and label == entry.label:
                         mine.append((pos, entry))
-                    elif isinstance(entry, ManifestEntry) and pos > pinned_index:
-                        manifests.append((pos, entry.manifest))
+                    elif isinstance(entry, ManifestEntry):
+                        if pos > pinned_index:
+                            manifests.append((pos, entry.manifest))
+                    elif not isinstance(entry, KeyDirectoryUpdate):
+                        others.append((pos, entry))
                 pos += 1
             if progress is not None:
                 progress(pos, target.size)
@@ -619,7 +648,10 @@ class KeyTransparency:
         adopted, manifest_alarms = _successors(manifest, manifests)
         found += manifest_alarms
         found += await self._check_own_entries(own, mine)
-        new_ids = self._save(cr, label, found, adopted)
+        watched = []
+        if self._watcher is not None:
+            watched = await self._watcher.observe(manifest, own.account, others, target.size)
+        new_ids = watched + self._save(cr, label, found, adopted)
         if adopted is not None:
             self._manifest = None  # re-read the adopted one from the store
         if new_ids:
@@ -737,6 +769,7 @@ __all__ = [
     "KeyTransparency",
     "Listing",
     "LogReader",
+    "LogWatcher",
     "OwnAccount",
     "Progress",
     "consistency_proof",

@@ -31,6 +31,10 @@ MAX_ATTACHMENT_BYTES: Final = 10 * 1024 * 1024 - 48
 #: Largest text of one message, in UTF-8 bytes.
 MAX_TEXT_BYTES: Final = 64 * 1024
 
+#: Largest group update or sender key a body carries (a membership update of a large group;
+#: the server takes envelopes of up to 256 KiB).
+MAX_GROUP_DATA_BYTES: Final = 192 * 1024
+
 #: Largest attachment file name and content type, in UTF-8 bytes.
 MAX_FILE_NAME_BYTES: Final = 255
 MAX_CONTENT_TYPE_BYTES: Final = 127
@@ -83,3 +87,34 @@ MAX_PENDING_GOSSIP: Final = 256
 #: How long a peer's checkpoint may be ahead of every checkpoint the server shows this device
 #: before that is a split-view alarm (server nodes publish checkpoints a round apart).
 GOSSIP_AHEAD_GRACE_S: Final = 120
+
+#: Lawful access (:mod:`overt.client.escrow`): the DKG attempts a logged epoch key's transcript
+#: is checked against (its session id binds the deployment, the epoch, the attempt and the
+#: manifest's custodians; a run is retried with the next attempt number).
+MAX_DKG_ATTEMPTS_CHECKED: Final = 1024
+
+#: Most escrow epochs one ``GET /v1/epochs`` answer may list (the server lists the newest).
+MAX_EPOCHS_LISTED: Final = 1000
+
+#: How often, at most, a sender asks the server for a newer escrow epoch once the newest one
+#: it knows has ended (a new key is normally learnt when monitoring reads the log).
+EPOCH_REFRESH_S: Final = 600
+
+#: Warrants tracked while sealed (their receipts counted) at most; beyond this the oldest are
+#: dropped, and a notice for one of them would lack its commitment (an alarm says so).
+MAX_TRACKED_WARRANTS: Final = 10_000
+
+#: Envelopes in one ``POST /v1/messages`` (the server's bound); a group update or sender key
+#: for more member devices goes out in several requests.
+MAX_PAIRWISE_ENVELOPES: Final = 256
+
+#: Group input (updates, keys, messages) kept waiting for what it needs (a sender key, an
+#: update) at most; beyond it new group mail is recorded as undecryptable (``limit``).
+MAX_GROUP_INBOX: Final = 1000
+
+#: How long group input waits for its sender key or view before it is recorded as
+#: undecryptable (``no_session``).
+GROUP_INBOX_WAIT_MS: Final = 7 * 24 * 3600 * 1000
+
+#: Pages of ``GET /v1/groups/{id}`` one catch-up follows at most.
+MAX_GROUP_VIEW_PAGES: Final = 100

@@ -18,6 +18,8 @@ __all__ = [
     "Conversation",
     "Direction",
     "FailureReason",
+    "GroupInfo",
+    "GroupMemberInfo",
     "Message",
     "Undecryptable",
 ]
@@ -48,10 +50,49 @@ class Message:
     stored_at_ms: int
     #: The server's time of relay, when known.
     server_time_ms: int | None
+    #: For a group message: the group's id (``peer`` is then the group's name).
+    group_id: bytes | None = None
 
     @property
     def outgoing(self) -> bool:
         return self.direction is Direction.OUTGOING
+
+    @property
+    def in_group(self) -> bool:
+        return self.group_id is not None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberInfo:
+    """One member of a group as this device's verified view has it."""
+
+    name: str
+    devices: tuple[int, ...]
+    admin: bool
+    #: The membership version from which this account has been in the group without a break
+    #: (as far as this device knows the group's history), and when this device learned it.
+    since_version: int
+    since_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInfo:
+    """One group this device is or was in."""
+
+    #: The group's 32-byte id; :attr:`ref` is its base64url text (what the CLI accepts).
+    group_id: bytes
+    ref: str
+    name: str
+    version: int
+    members: tuple[str, ...]
+    admins: tuple[str, ...]
+    #: ``member``, ``left`` (this account left) or ``removed`` (an admin removed it).
+    status: str
+    last_activity_ms: int
+
+    @property
+    def active(self) -> bool:
+        return self.status == "member"
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +113,8 @@ class FailureReason(StrEnum):
     INVALID = "invalid"
     #: No session and no prekey matched (e.g. this device was reinstalled).
     NO_SESSION = "no_session"
-    #: The access field broke the deployment's policy.
+    #: The access field broke the deployment's policy (missing, forged, or under a context
+    #: kind that does not fit the body: key material only for a sender-key distribution).
     POLICY = "policy"
     #: A counter beyond the protocol's bounds.
     LIMIT = "limit"
@@ -116,6 +158,9 @@ class AlarmKind(StrEnum):
     #: The log's own content does not verify: entries that do not hash to its signed root, an
     #: entry that does not decode, a manifest that is not a valid successor of the last.
     INVALID_LOG = "invalid_log"
+    #: An unsealing in the log names this account but opens no warrant commitment logged
+    #: before it: a forged notice (none is shown).
+    INVALID_UNSEALING = "invalid_unsealing"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,9 @@ server needs to check it (docs/safety.md, "Reports") and sends ``POST /v1/report
   an attachment that is gone or over the budget is reported by its committed hashes only.
 
 Only messages received from ``peer`` in the direct conversation with it can be reported
-(never one's own). The report is sent as it is built; nothing is stored locally.
+(never one's own). :func:`report_group` reports messages received in a group: each carries
+the whole group message as delivered and this device's own reporting tag. The report is sent
+as it is built; nothing is stored locally.
 
 This module knows the client's store and the API; the report format is :mod:`overt.safety`'s.
 """
@@ -31,6 +33,7 @@ from overt.client._b64 import b64e
 from overt.client.body import AttachmentPointer
 from overt.client.client import NAME_PATTERN, Client
 from overt.client.errors import NotFound
+from overt.client.group_store import StoredGroupMessage
 from overt.client.store import Direction, StoredMessage
 from overt.crypto import SEAL_OVERHEAD, constant_time_eq, sha256
 from overt.errors import LocalError
@@ -105,6 +108,74 @@ async def report(
     return report_id
 
 
+async def report_group(
+    client: Client,
+    group: str,
+    message_ids: Sequence[bytes],
+    *,
+    category: str,
+    comment: str = "",
+    reveal_attachments: bool = True,
+) -> str:
+    """Report the messages ``message_ids`` this device received in ``group`` (its name or
+    id); return the report's id as the server acknowledged it.
+
+    Each message is revealed as delivered: the whole group message (the server reads sender,
+    time, ids and franking commitment from it), this device as recipient, the mail's server
+    id, time and reporting tag — the relay computed that tag for this device alone, so the
+    report verifies for this member only — and the franking key and body the client kept.
+    Errors as for :func:`report`.
+    """
+    _check_request(category, message_ids, comment)
+    profile = client._active()
+    me = profile.device.address
+    gid = client._groups.resolve(group).group_id
+    budget = REPORT_ATTACHMENT_BUDGET if reveal_attachments else 0
+    messages: list[ReportedMessage] = []
+    for mid in message_ids:
+        found = client._groups.store.received(gid, mid)
+        if len(found) != 1:
+            raise LocalError(
+                f"no message {mid.hex()[:12]} received in this group: only messages this "
+                "device received and showed can be reported"
+            )
+        m = found[0]
+        if m.server_id is None or m.server_time_ms is None or m.reporting_tag is None:
+            raise LocalError("this message has no delivery record from the server")
+        revealed, budget = await _reveal(client, _as_stored(m, me), budget)
+        reported = ReportedMessage.from_group_delivery(
+            m.message, recipient=me, franking_key=m.franking_key, body=m.body,
+            server_id=m.server_id, server_time_ms=m.server_time_ms,
+            reporting_tag=m.reporting_tag, attachment=revealed,
+        )  # fmt: skip
+        messages.append(reported)
+    body = {"category": category, "report": Report(me, tuple(messages), comment).to_json()}
+    answer = await client._request("POST", "/v1/reports", json=body)
+    report_id = _api.text(_api.obj(answer.json(), "report answer"), "id", "report answer")
+    log.info("reported %d group message(s)", len(messages))
+    return report_id
+
+
+def _check_request(category: str, message_ids: Sequence[bytes], comment: str) -> None:
+    if category not in REPORT_CATEGORIES:
+        raise LocalError(f"category must be one of {', '.join(REPORT_CATEGORIES)}")
+    if not 1 <= len(message_ids) <= MAX_REPORTED_MESSAGES:
+        raise LocalError(f"a report names 1..{MAX_REPORTED_MESSAGES} messages")
+    if len(set(message_ids)) != len(message_ids):
+        raise LocalError("a message is named twice")
+    if len(comment.encode("utf-8", "replace")) > MAX_REPORT_COMMENT_BYTES:
+        raise LocalError(f"the comment is over {MAX_REPORT_COMMENT_BYTES} bytes; shorten it")
+
+
+def _as_stored(m: StoredGroupMessage, me: Address) -> StoredMessage:
+    """A group message in the shape :func:`_reveal` reads (attachment pointer only)."""
+    return StoredMessage(
+        m.group_id, m.sender.account, m.message_id, m.sender, m.direction, m.kind, m.body,
+        m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id, m.server_time_ms,
+        m.reporting_tag, m.franking_key,
+    )  # fmt: skip
+
+
 def _reported(
     m: StoredMessage, me: Address, cid: bytes, attachment: RevealedAttachment | None
 ) -> ReportedMessage:
@@ -140,4 +211,4 @@ async def _reveal(
     return RevealedAttachment(pointer.key, ciphertext, None), budget - len(ciphertext)
 
 
-__all__ = ["REPORT_ATTACHMENT_BUDGET", "REPORT_CATEGORIES", "report"]
+__all__ = ["REPORT_ATTACHMENT_BUDGET", "REPORT_CATEGORIES", "report", "report_group"]

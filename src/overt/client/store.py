@@ -18,12 +18,20 @@ columns — never pickle):
   lost acknowledgement is acknowledged without being processed twice. (A set of ids rather
   than a ``last_acked`` high-water mark: with several server nodes on PostgreSQL, ids can
   become visible out of order, and a high-water mark would then skip mail.)
+* groups (migration 4, :mod:`overt.client.group_store`): ``groups`` (each group's
+  :class:`~overt.protocol.groups.GroupState` and this device's
+  :class:`~overt.protocol.groups.SenderKey` records), ``group_key_holders``,
+  ``group_updates`` (the signed membership history), ``group_messages`` and ``group_inbox``
+  (group input not processed yet);
 * key transparency (migration 2): ``kt_manifest`` (the pinned signed manifest and its log
   index), ``kt_checkpoint`` (the newest verified checkpoint, a signed note), ``kt_monitor``
   (how far this device read the log: size, the tree's right edge, this account's label),
   ``kt_own_lists`` (every device list of this account it signed or accepted), ``alarms``
   and ``kt_pending_gossip``; ``contacts.log_index`` says where a contact's list was proven
   to be in the log.
+* lawful access (migration 3): ``escrow_epochs`` (escrow-epoch keys proven to be in the log),
+  ``access_warrants`` (warrants still sealed, and unsealed ones naming this account: the
+  notices) and ``access_watch`` (how far the log was read for them).
 
 **Atomicity.** Each write method is one ``BEGIN IMMEDIATE`` transaction; a received message
 is committed by :meth:`Store.commit_received` — new session record, the stock without the
@@ -51,7 +59,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -194,6 +202,104 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             PRIMARY KEY (origin, size, root_hash)
         )""",
     ),
+    (
+        # Lawful access (docs/lawful-access.md, "What the client does"): escrow-epoch keys
+        # proven to be in the log and made by the manifest's custodians' DKG.
+        """CREATE TABLE escrow_epochs (
+            epoch INTEGER PRIMARY KEY,
+            public_key BLOB NOT NULL,
+            transcript_hash BLOB NOT NULL,
+            not_before INTEGER NOT NULL,
+            retain_until INTEGER NOT NULL,
+            log_index INTEGER NOT NULL,
+            verified_ms INTEGER NOT NULL
+        )""",
+        # How far the log was read for warrants (size), so that reading it again after a
+        # crash counts no receipt twice.
+        """CREATE TABLE access_watch (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            size INTEGER NOT NULL
+        )""",
+        # Warrants still sealed (any target), and those unsealed naming this account (a
+        # notice): the commitment entry, the receipts' counts per custodian, the unsealing.
+        """CREATE TABLE access_warrants (
+            warrant_id BLOB PRIMARY KEY,
+            commitment_index INTEGER NOT NULL,
+            commitment BLOB NOT NULL,
+            receipts BLOB NOT NULL,
+            unsealing_index INTEGER,
+            opening BLOB,
+            found_ms INTEGER,
+            shown_ms INTEGER
+        ) WITHOUT ROWID""",
+    ),
+    # Groups (overt.client.group_store; docs/client.md, "Groups").
+    (
+        # One row per group this device is or was in: its GroupState record, its own
+        # SenderKey record (NULL until it sends, and again after a rekey), and whether it is
+        # still a member ('member'; 'left' on its own wish; 'removed' by an admin).
+        """CREATE TABLE groups (
+            group_id BLOB PRIMARY KEY,
+            state BLOB NOT NULL,
+            sender_key BLOB,
+            status TEXT NOT NULL CHECK (status IN ('member', 'left', 'removed')),
+            joined_ms INTEGER NOT NULL,
+            last_ms INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+        # The devices this device's current sender key was given to.
+        """CREATE TABLE group_key_holders (
+            group_id BLOB NOT NULL,
+            account BLOB NOT NULL,
+            device INTEGER NOT NULL,
+            PRIMARY KEY (group_id, account, device)
+        ) WITHOUT ROWID""",
+        # Every membership update known (the signed bytes), for "who is in it since when".
+        """CREATE TABLE group_updates (
+            group_id BLOB NOT NULL,
+            version INTEGER NOT NULL,
+            update_bytes BLOB NOT NULL,
+            recorded_ms INTEGER NOT NULL,
+            PRIMARY KEY (group_id, version)
+        ) WITHOUT ROWID""",
+        # What a person sees, once per (group, sender account, message id), with the group
+        # message's bytes and the delivery record kept for reports.
+        """CREATE TABLE group_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            group_id BLOB NOT NULL,
+            message_id BLOB NOT NULL,
+            sender_account BLOB NOT NULL,
+            sender_device INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            kind INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            text TEXT NOT NULL,
+            attachment BLOB,
+            sent_ms INTEGER NOT NULL,
+            stored_ms INTEGER NOT NULL,
+            server_id INTEGER,
+            server_time_ms INTEGER,
+            reporting_tag BLOB,
+            franking_key BLOB NOT NULL,
+            message BLOB NOT NULL,
+            UNIQUE (group_id, sender_account, message_id)
+        )""",
+        "CREATE INDEX group_messages_by_group ON group_messages (group_id, seq)",
+        # Group input not processed yet: updates, sender keys and leave requests that came
+        # over pairwise sessions (already decrypted; the session advanced in the same
+        # transaction), and group messages waiting for their sender key or view.
+        """CREATE TABLE group_inbox (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            server_id INTEGER NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('update', 'key', 'leave', 'message')),
+            group_id BLOB NOT NULL,
+            sender_account BLOB NOT NULL,
+            sender_device INTEGER NOT NULL,
+            server_time_ms INTEGER NOT NULL,
+            reporting_tag BLOB,
+            data BLOB NOT NULL,
+            received_ms INTEGER NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -319,6 +425,34 @@ class PendingGossip:
     size: int
     root_hash: bytes
     received_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEpoch:
+    """An escrow-epoch key proven to be in the log (``escrow_epochs``); times in Unix seconds."""
+
+    epoch: int
+    public_key: bytes
+    transcript_hash: bytes
+    not_before: int
+    retain_until: int
+    log_index: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedWarrant:
+    """One row of ``access_warrants``: a warrant seen in the log, still sealed or unsealed
+    naming this account. ``commitment`` is its log entry's encoding, ``receipts`` the
+    versioned per-custodian counts (:mod:`overt.client.notices` encodes both)."""
+
+    warrant_id: bytes
+    commitment_index: int
+    commitment: bytes
+    receipts: bytes
+    unsealing_index: int | None = None
+    opening: bytes | None = field(default=None, repr=False)
+    found_ms: int | None = None
+    shown_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,6 +893,90 @@ class Store:
                 (gossip.origin, gossip.size, gossip.root_hash),
             )
 
+    # -- lawful access (migration 3) ------------------------------------------------------
+
+    def escrow_epochs(self) -> list[StoredEpoch]:
+        """The verified escrow-epoch keys, oldest epoch first."""
+        with _guard("read the escrow epochs"):
+            rows = self._db.execute(
+                "SELECT epoch, public_key, transcript_hash, not_before, retain_until, log_index "
+                "FROM escrow_epochs ORDER BY epoch"
+            ).fetchall()
+        return [
+            StoredEpoch(_i(e), _b(k), _b(h), _i(nb), _i(ru), _i(ix)) for e, k, h, nb, ru, ix in rows
+        ]
+
+    def add_escrow_epochs(self, epochs: Iterable[StoredEpoch], now_ms: int) -> None:
+        """Keep verified epochs (an epoch already kept stays as it was)."""
+        with _guard("store an escrow epoch"), self._tx() as db:
+            for e in epochs:
+                db.execute(
+                    "INSERT OR IGNORE INTO escrow_epochs (epoch, public_key, transcript_hash, "
+                    "not_before, retain_until, log_index, verified_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (e.epoch, e.public_key, e.transcript_hash, e.not_before, e.retain_until,
+                     e.log_index, now_ms),
+                )  # fmt: skip
+
+    def access_watch_size(self) -> int:
+        """How far the log was read for warrants (0 if never)."""
+        with _guard("read the warrant watch"):
+            row = self._db.execute("SELECT size FROM access_watch WHERE id = 1").fetchone()
+        return 0 if row is None else _i(row[0])
+
+    def access_warrants(self) -> list[TrackedWarrant]:
+        """Every tracked warrant, in log order."""
+        with _guard("read the tracked warrants"):
+            rows = self._db.execute(
+                "SELECT warrant_id, commitment_index, commitment, receipts, unsealing_index, "
+                "opening, found_ms, shown_ms FROM access_warrants ORDER BY commitment_index"
+            ).fetchall()
+        return [
+            TrackedWarrant(_b(w), _i(ci), _b(c), _b(r), _oi(ui), _ob(o), _oi(f), _oi(sh))
+            for w, ci, c, r, ui, o, f, sh in rows
+        ]
+
+    def save_access_watch(
+        self,
+        size: int,
+        *,
+        put: Iterable[TrackedWarrant] = (),
+        drop: Iterable[bytes] = (),
+        alarms: Iterable[NewAlarm] = (),
+        now_ms: int,
+    ) -> list[int]:
+        """One step of the warrant watch, all or nothing: how far the log was read, the
+        warrants changed and dropped, and the alarms found (ids of the new ones returned)."""
+        with _guard("store the warrant watch"), self._tx() as db:
+            db.execute(
+                "INSERT INTO access_watch (id, size) VALUES (1, ?) "
+                "ON CONFLICT (id) DO UPDATE SET size = excluded.size",
+                (size,),
+            )
+            for w in put:
+                db.execute(
+                    "INSERT OR REPLACE INTO access_warrants (warrant_id, commitment_index, "
+                    "commitment, receipts, unsealing_index, opening, found_ms, shown_ms) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (w.warrant_id, w.commitment_index, w.commitment, w.receipts,
+                     w.unsealing_index, w.opening, w.found_ms, w.shown_ms),
+                )  # fmt: skip
+            for warrant_id in drop:
+                db.execute("DELETE FROM access_warrants WHERE warrant_id = ?", (warrant_id,))
+            return [i for a in alarms if (i := _put_alarm(db, a, now_ms)) is not None]
+
+    def mark_notices_shown(self, warrant_ids: Iterable[bytes], now_ms: int) -> int:
+        """Record that these notices were shown to the person; how many were new."""
+        with _guard("mark notices shown"), self._tx() as db:
+            return sum(
+                db.execute(
+                    "UPDATE access_warrants SET shown_ms = ? WHERE warrant_id = ? "
+                    "AND unsealing_index IS NOT NULL AND shown_ms IS NULL",
+                    (now_ms, w),
+                ).rowcount
+                for w in warrant_ids
+            )
+
     # -- messages -------------------------------------------------------------------------
 
     def add_message(self, message: StoredMessage) -> bool:
@@ -775,11 +993,15 @@ class Store:
         prekeys: PrekeyStock | None = None,
         message: StoredMessage | None = None,
         failure: Failure | None = None,
+        extra: Callable[[sqlite3.Connection], object] | None = None,
     ) -> bool:
         """Everything one received mail changes, in one transaction: the new session record,
-        the stock without consumed prekeys, the message (or the failure) and the mail's id.
+        the stock without consumed prekeys, the message (or the failure), what ``extra``
+        writes (group input: :mod:`overt.client.group_store`) and the mail's id.
         Returns whether a new message row was stored."""
         with _guard("store a received message"), self._tx() as db:
+            if extra is not None:
+                extra(db)
             if session is not None:
                 _put_session(db, session[0], session[1], now_ms)
             if prekeys is not None:

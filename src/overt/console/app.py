@@ -253,6 +253,11 @@ def create_console(
             },
         )
 
+    async def derivative(request: Request) -> Response:
+        _, moderator = await signed_in(request)
+        download = await service.derivative(moderator, int(request.path_params["item_id"]))
+        return Response(download.content, media_type="image/png")
+
     async def audit(request: Request) -> Response:
         session, moderator = await signed_in(request)
         raw = request.query_params.get("before")
@@ -304,6 +309,7 @@ def create_console(
         Route("/queue", guarded(queue), methods=["GET"]),
         Route("/items/{item_id:int}", guarded(item), methods=["GET"]),
         Route("/items/{item_id:int}/attachments/{index:int}", guarded(attachment), methods=["GET"]),
+        Route("/items/{item_id:int}/derivative.png", guarded(derivative), methods=["GET"]),
         Route("/items/{item_id:int}/{action:str}", guarded(act), methods=["POST"]),
         Route("/audit", guarded(audit), methods=["GET"]),
     ]

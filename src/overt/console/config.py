@@ -85,7 +85,7 @@ def console_app(
     service = ConsoleService(
         franking_key=franking_key, reports=storage.reports, standing=storage.standing,
         moderators=storage.moderators, escalation=config.escalation, clock=clock, rng=rng,
-        on_standing_change=on_standing_change,
+        on_standing_change=on_standing_change, matching=storage.matching,
     )  # fmt: skip
     sessions = Sessions(config.session_key, rng, config.session_ttl_ms)
     app = create_console(service, sessions, clock=clock, secure_cookies=config.secure_cookies)

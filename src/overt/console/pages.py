@@ -262,7 +262,9 @@ def _actions(ctx: Context, view: ItemView, escalation_enabled: bool) -> Html:
         _form(ctx, f"{base}/warn", notes, "Warn the account"),
         _form(ctx, f"{base}/suspend", notes, "Suspend the account"),
     ]
-    has_evidence = item.kind is ItemKind.REPORT and view.problem is None
+    has_evidence = (item.kind is ItemKind.REPORT or view.match is not None) and (
+        view.problem is None
+    )
     if has_evidence and item.state is ItemState.OPEN:
         forms.append(_form(ctx, f"{base}/propose", notes, "Propose escalation to a lead"))
     if lead and item.state is ItemState.NEEDS_LEAD:
@@ -306,7 +308,33 @@ def item_page(ctx: Context, view: ItemView, escalation_enabled: bool) -> str:
         )
         if st.suspended and ctx.moderator.is_lead:
             parts.append(_form(ctx, f"/items/{item.id}/lift", Html(""), "Lift the suspension"))
-    if item.kind is ItemKind.SIGNAL:
+    if view.match is not None:
+        m = view.match
+        parts.append(
+            html(
+                "<h2>Known-content match</h2><p>This account sent at least the threshold of "
+                "images matching the signed, logged hash list; this one passed the re-check. "
+                "All the provider holds of it is what its sender's client made: the visual "
+                'derivative below and its PDQ hash.</p><img id="derivative" alt="visual '
+                'derivative" width="256" height="256" src="{b}/items/{i}/derivative.png">'
+                "<table><tr><th>PDQ</th><td><code>{pdq}</code></td></tr><tr><th>distance to "
+                "the listed hash</th><td>{d}</td></tr><tr><th>quality</th><td>{q}</td></tr>"
+                "<tr><th>original size</th><td>{w}×{h}</td></tr><tr><th>list version</th>"
+                "<td>{v}</td></tr><tr><th>device</th><td>{dev}</td></tr></table>",
+                b=ctx.base,
+                i=item.id,
+                pdq=m.payload.pdq.hex(),
+                d=m.distance,
+                q=m.payload.quality,
+                w=m.payload.width,
+                h=m.payload.height,
+                v=m.list_version,
+                dev=m.device,
+            )
+        )
+    elif view.problem is not None and item.kind is ItemKind.SIGNAL:
+        parts.append(html('<p class="problem" id="evidence-problem">{p}</p>', p=view.problem))
+    elif item.kind is ItemKind.SIGNAL:
         facts = join(
             html("<tr><th>{k}</th><td>{v}</td></tr>", k=k, v=v) for k, v in view.signal.items()
         )

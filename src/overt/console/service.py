@@ -63,6 +63,7 @@ from typing import Final
 
 import httpx
 
+from overt.console.matches import MatchEvidence, is_match, match_escalation, match_evidence
 from overt.crypto import Rng, constant_time_eq, open_sealed, sha256
 from overt.crypto.passwords import SCRYPT_LOG_N, scrypt_hash, scrypt_verify
 from overt.errors import ConfigurationError, InvalidMessage, LocalError, OvertError, RemoteError
@@ -83,6 +84,7 @@ from overt.safety.cybertip import (
 )
 from overt.safety.submission import SubmissionState, SubmissionStore
 from overt.storage.limits import MODERATOR_NAME_MAX_LEN, SAFETY_TEXT_MAX_LEN
+from overt.storage.matching import MatchingStore
 from overt.storage.moderation import (
     AuditEntry,
     ItemKind,
@@ -223,6 +225,8 @@ class ItemView:
     standing: Standing | None
     signal: dict[str, object]
     audit: tuple[AuditEntry, ...]
+    #: A known-content match's revealed payload (console/matches.py), else None.
+    match: MatchEvidence | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,6 +327,7 @@ class ConsoleService:
         clock: Clock,
         rng: Rng,
         on_standing_change: Callable[[bytes], None] | None = None,
+        matching: MatchingStore | None = None,
     ) -> None:
         if reports is None or standing is None or moderators is None:
             raise ConfigurationError(
@@ -334,6 +339,7 @@ class ConsoleService:
         self._standing = standing
         self._moderators = moderators
         self._escalation = escalation
+        self._matching = matching
         self._clock = clock
         self._rng = rng
         self._on_standing_change = on_standing_change or (lambda _: None)
@@ -463,11 +469,27 @@ class ConsoleService:
         await self._audit(
             NewAuditEntry(now, moderator.name, Action.VIEW.value, item.id, item.subject_account)
         )
+        match = await match_evidence(self._matching, item)
+        if is_match(item) and match is None:
+            problem = "this match's payload is no longer held: do not act on it"
         return ItemView(
             item, stored, reporter, comment, messages, digest, problem,
             await self._standing.get(item.subject_account),
-            signal, await self._reports.audit(item_id=item.id, limit=AUDIT_PAGE),
+            signal, await self._reports.audit(item_id=item.id, limit=AUDIT_PAGE), match,
         )  # fmt: skip
+
+    async def derivative(self, moderator: Moderator, item_id: int) -> Download:
+        """A known-content match's visual derivative as PNG (all a moderator sees of the
+        image). Audited."""
+        item = await self._item(item_id)
+        match = await match_evidence(self._matching, item)
+        if match is None:
+            raise ConsoleError("this item is not a known-content match with a held payload")
+        await self._audit(
+            NewAuditEntry(self._clock(), moderator.name, Action.DOWNLOAD.value, item.id,
+                          item.subject_account, "visual derivative")
+        )  # fmt: skip
+        return Download(f"derivative-{item.id}.png", match.derivative_png())
 
     async def attachment(self, moderator: Moderator, item_id: int, index: int) -> Download:
         """The revealed attachment of reported message ``index`` (1-based): the revealed
@@ -549,8 +571,8 @@ class ConsoleService:
     async def propose(self, moderator: Moderator, item_id: int, notes: str = "") -> None:
         item = await self._item(item_id)
         self._may_act(moderator, item)
-        if item.kind is not ItemKind.REPORT:
-            raise ConsoleError("only a report carries evidence to escalate")
+        if item.kind is not ItemKind.REPORT and not is_match(item):
+            raise ConsoleError("only a report or a known-content match carries evidence")
         if item.state is not ItemState.OPEN:
             raise ItemChanged(f"item {item.id} already waits for a lead")
         await self._act(moderator, item, ItemState.NEEDS_LEAD, Action.PROPOSE, _check_notes(notes))
@@ -608,17 +630,21 @@ class ConsoleService:
         async with self._escalating:
             item = await self._item(item_id)
             self._may_act(moderator, item)
-            _, verified = await self._verified(item)
-            escalation = Escalation.from_verified(
-                verified,
-                escalation_id=f"{ESCALATION_PREFIX}{item.id}",
-                provider=settings.provider,
-                incident_type=incident_type,
-                moderator_notes=notes,
-                reported_account=item.subject_account,
-                high_priority_reason=high_priority_reason or None,
-                reported_screen_name=name_of(item.subject_account),
+            escalation = await self._match_escalation(
+                item, settings, incident_type, notes, high_priority_reason
             )
+            if escalation is None:
+                _, verified = await self._verified(item)
+                escalation = Escalation.from_verified(
+                    verified,
+                    escalation_id=f"{ESCALATION_PREFIX}{item.id}",
+                    provider=settings.provider,
+                    incident_type=incident_type,
+                    moderator_notes=notes,
+                    reported_account=item.subject_account,
+                    high_priority_reason=high_priority_reason or None,
+                    reported_screen_name=name_of(item.subject_account),
+                )
             try:
                 async with CyberTipClient(
                     settings.base_url, settings.credentials, store=settings.submissions,
@@ -635,6 +661,27 @@ class ConsoleService:
             await self._act(moderator, item, ItemState.CLOSED, Action.ESCALATE, detail[:4000])
         _log.info("escalated", extra={"fields": {"item": item.id, "report": state.report_id}})
         return state
+
+    async def _match_escalation(
+        self,
+        item: QueueItem,
+        settings: EscalationSettings,
+        incident_type: IncidentType,
+        notes: str,
+        high_priority_reason: str | None,
+    ) -> Escalation | None:
+        """The escalation of a known-content match item; None for any other item."""
+        if not is_match(item):
+            return None
+        evidence = await match_evidence(self._matching, item)
+        if evidence is None:
+            raise ConsoleError("this match's payload is no longer held: it cannot be escalated")
+        return match_escalation(
+            item, evidence, escalation_id=f"{ESCALATION_PREFIX}{item.id}",
+            provider=settings.provider, incident_type=incident_type, moderator_notes=notes,
+            high_priority_reason=high_priority_reason or None,
+            screen_name=name_of(item.subject_account),
+        )  # fmt: skip
 
 
 def _message_view(m: VerifiedMessage) -> MessageView:

@@ -17,7 +17,7 @@ never sees sockets, databases, clocks or ``os.urandom``; it imports only :mod:`o
 """
 
 from overt.protocol import access, franking, groups
-from overt.protocol.access import EscrowPolicy
+from overt.protocol.access import AccessKind, EscrowPolicy
 from overt.protocol.device import Device, direct_conversation_id
 from overt.protocol.fingerprint import format_safety_number, safety_number
 from overt.protocol.identity import (
@@ -29,6 +29,7 @@ from overt.protocol.identity import (
 from overt.protocol.session import Outgoing, Received, Session, SessionRecord, decrypt, encrypt
 
 __all__ = [
+    "AccessKind",
     "AccountIdentity",
     "Device",
     "DeviceIdentity",

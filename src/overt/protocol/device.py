@@ -24,7 +24,7 @@ from overt.crypto import (
 )
 from overt.errors import DecodeError, LocalError
 from overt.protocol import identity, session
-from overt.protocol.access import EscrowPolicy
+from overt.protocol.access import AccessKind, EscrowPolicy
 from overt.protocol.identity import DeviceIdentity
 from overt.protocol.limits import MAX_DEVICES_PER_ACCOUNT, MAX_ONE_TIME_PREKEYS
 from overt.protocol.session import Outgoing, Received, SessionRecord
@@ -285,12 +285,14 @@ class Device:
         conversation_id: bytes,
         message_id: bytes | None = None,
         franking_key: bytes | None = None,
+        *,
+        access_kind: AccessKind = AccessKind.CONTENT,
     ) -> Outgoing:
         if message_id is None or franking_key is None:
             fresh = self.rng.random_bytes(48)
             message_id = message_id if message_id is not None else fresh[:16]
             franking_key = franking_key if franking_key is not None else fresh[16:]
-        return Outgoing(conversation_id, message_id, now_ms, franking_key, body)
+        return Outgoing(conversation_id, message_id, now_ms, franking_key, body, access_kind)
 
     def encrypt_outgoing(self, recipient: Address, msg: Outgoing) -> Envelope:
         rec = self.sessions.get(recipient)
@@ -310,8 +312,10 @@ class Device:
         bundle: PreKeyBundle | None = None,
         conversation_id: bytes | None = None,
         message_id: bytes | None = None,
+        access_kind: AccessKind = AccessKind.CONTENT,
     ) -> Envelope:
-        """Encrypt ``body`` for one device, starting a session from ``bundle`` if needed."""
+        """Encrypt ``body`` for one device, starting a session from ``bundle`` if needed
+        (``access_kind``: see :class:`~overt.protocol.session.Outgoing`)."""
         if rng is not None:
             self.rng = rng
         if bundle is not None and not self.has_session(recipient):
@@ -320,7 +324,8 @@ class Device:
         if cid is None:
             cid = direct_conversation_id(self.address.account, recipient.account)
             self._conversation_ids[recipient.account] = cid
-        return self.encrypt_outgoing(recipient, self.new_outgoing(body, now_ms, cid, message_id))
+        msg = self.new_outgoing(body, now_ms, cid, message_id, access_kind=access_kind)
+        return self.encrypt_outgoing(recipient, msg)
 
     def encrypt_fanout(
         self,
@@ -331,8 +336,10 @@ class Device:
         conversation_id: bytes,
         bundles: Mapping[Address, PreKeyBundle] | None = None,
         message_id: bytes | None = None,
+        access_kind: AccessKind = AccessKind.CONTENT,
     ) -> tuple[Outgoing, list[Envelope]]:
-        """One plaintext to many devices (a recipient's and our own other devices)."""
+        """One plaintext to many devices (a recipient's and our own other devices), every
+        copy's access field under ``access_kind`` (key material: a body of keys)."""
         if len(recipients) > 2 * MAX_DEVICES_PER_ACCOUNT:
             raise LocalError("too many recipient devices")
         bundles = bundles or {}
@@ -342,7 +349,7 @@ class Device:
                 if b is None:
                     raise LocalError(f"no session with {r} and no bundle for it")
                 self.start_session(b)
-        msg = self.new_outgoing(body, now_ms, conversation_id, message_id)
+        msg = self.new_outgoing(body, now_ms, conversation_id, message_id, access_kind=access_kind)
         return msg, [self.encrypt_outgoing(r, msg) for r in recipients if r != self.address]
 
     def decrypt(self, envelope: Envelope, now_ms: int | None = None) -> Received:

@@ -26,7 +26,7 @@ from overt.errors import (
     UnknownSession,
 )
 from overt.protocol import access, franking, pqxdh
-from overt.protocol.access import EscrowPolicy
+from overt.protocol.access import AccessKind, EscrowPolicy
 from overt.protocol.identity import DeviceIdentity
 from overt.protocol.limits import MAX_ARCHIVED_SESSIONS, MAX_RECEIVER_CHAINS, MAX_SKIPPED_KEYS
 from overt.protocol.ratchet import (
@@ -201,13 +201,19 @@ def start(
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """What every device copy of one message shares."""
+    """What every device copy of one message shares.
+
+    ``access_kind`` is the context its access field is made under (policy ``escrow``):
+    :attr:`~overt.protocol.access.AccessKind.KEY_MATERIAL` for a body that carries keys for
+    other messages, else content. The caller says which; the recipient checks it fits.
+    """
 
     conversation_id: bytes
     message_id: bytes
     timestamp_ms: int
     franking_key: bytes
     body: bytes
+    access_kind: AccessKind = AccessKind.CONTENT
 
     def __repr__(self) -> str:
         return f"Outgoing(id={self.message_id.hex()}, <{len(self.body)} bytes>)"
@@ -225,6 +231,9 @@ class Received:
     #: Prekeys the caller must delete together with storing the new record.
     consumed_one_time: int | None
     consumed_kem: int | None
+    #: The context kind the access field matched (None: no field, under policy ``none``).
+    #: The caller checks that it fits the body (key material only for a body of keys).
+    access_kind: AccessKind | None = None
 
     @property
     def sender(self) -> Address:
@@ -254,9 +263,10 @@ def encrypt(
     commitment = franking.commit(msg.franking_key, ctx, msg.body)
     af = None
     if policy is not None:
-        actx = access.context(
-            policy.epoch, sender, recipient, msg.conversation_id, msg.message_id, msg.timestamp_ms
-        )
+        actx = access.direct_context(
+            msg.access_kind, policy.epoch, sender, recipient, msg.conversation_id,
+            msg.message_id, msg.timestamp_ms,
+        )  # fmt: skip
         af = access.create(policy.epoch, policy.public_key, mk, actx)
     mtype = MessageType.PREKEY if session.pending_init is not None else MessageType.MESSAGE
     header_bytes = encode_envelope_header(
@@ -277,7 +287,7 @@ def encrypt(
 
 def _open(
     session: Session, env: Envelope, rng: Rng, policy: EscrowPolicy | None
-) -> tuple[Session, Content]:
+) -> tuple[Session, Content, AccessKind | None]:
     ratchet, mk = step_receive(session.ratchet, env.header, rng)
     plaintext = open_sealed(mk, env.ciphertext, session.ad + env.header_bytes())
     try:
@@ -286,17 +296,19 @@ def _open(
         raise InvalidMessage() from None
     ctx = franking.context(env.sender, env.conversation_id, env.message_id, env.timestamp_ms)
     franking.verify(env.franking_commitment, content.franking_key, ctx, content.body)
+    kind = None
     if policy is not None or env.access is not None:
         epoch = env.access.epoch if env.access is not None else (policy.epoch if policy else 0)
-        actx = access.context(
-            epoch, env.sender, env.recipient, env.conversation_id, env.message_id, env.timestamp_ms
+        fields = (epoch, env.sender, env.recipient, env.conversation_id, env.message_id,
+                  env.timestamp_ms)  # fmt: skip
+        kind = access.check_direct(
+            policy, env.access, mk, access.context(*fields), access.key_context(*fields)
         )
-        access.check(policy, env.access, mk, actx)
     new = Session(
         session.ad, session.peer_identity_dh, session.peer_identity_sign, session.base_key,
         None, ratchet,
     )  # fmt: skip
-    return new, content
+    return new, content, kind
 
 
 def decrypt(
@@ -311,7 +323,9 @@ def decrypt(
 
     Raises :class:`InvalidMessage` for anything that fails authentication (ciphertext, key
     commitment, franking commitment), :class:`DuplicateMessage` for a message already
-    received, :class:`PolicyViolation` for an access field that breaks the policy,
+    received, :class:`PolicyViolation` for an access field that breaks the policy (it may
+    match the content or the key context: :attr:`Received.access_kind` says which, and the
+    caller checks that it fits the body),
     :class:`LimitExceeded` for a counter beyond the bounds and :class:`UnknownSession` when
     no session or prekey matches.
     """
@@ -345,7 +359,7 @@ def decrypt(
     first_error: OvertError | None = None
     for session, index in candidates:
         try:
-            new_session, content = _open(session, env, rng, policy)
+            new_session, content, kind = _open(session, env, rng, policy)
         except (InvalidMessage, DuplicateMessage) as exc:
             if first_error is None or isinstance(exc, DuplicateMessage):
                 first_error = exc
@@ -353,7 +367,7 @@ def decrypt(
         new_record = record.promote(new_session, None if index == -1 else index)
         received = Received(
             env, content.body, content.franking_key, session.peer_identity_dh,
-            session.peer_identity_sign, used_otk, used_kem,
+            session.peer_identity_sign, used_otk, used_kem, kind,
         )  # fmt: skip
         return received, new_record
     assert first_error is not None

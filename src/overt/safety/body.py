@@ -10,10 +10,17 @@ them. The format is the client's (:mod:`overt.client.body`, canonical encoding o
              opaque content_type<0..127>; opaque file_name<0..255>; } AttachmentPointer;
     struct { opaque origin<1..255>; uint64 size; opaque root_hash[32]; } Gossip;
     struct { uint8 version;                         /* 1: no gossip, 2: with gossip */
-             uint8 kind;                            /* 1 text, 2 attachment */
+             uint8 kind;        /* 1 text, 2 attachment, 3 group update,
+                                   4 group key, 5 group leave */
              opaque peer<1..64>; opaque text<0..2^32-1>;   /* at most MAX_TEXT_BYTES */
              AttachmentPointer attachment;          /* iff kind == attachment */
+             opaque group_data<1..2^32-1>;          /* iff kind is 3 or 4; at most
+                                                       MAX_GROUP_DATA_BYTES */
              Gossip gossip;                         /* iff version == 2 */ } Body;
+
+In a group message ``peer`` is the group's 32-byte id. Kinds 3 and 4 (a membership update, a
+sender key) travel only over pairwise sessions and are never shown to a person; they are read
+here so that both decoders accept exactly the same bytes.
 
 Gossip is the transparency-log checkpoint the sender's client had verified (origin, size, root
 hash); a moderator has no use for it, but it is part of the committed bytes, so it is read and
@@ -38,6 +45,7 @@ from overt.safety.limits import (
     MAX_CONTENT_TYPE_BYTES,
     MAX_FILE_NAME_BYTES,
     MAX_GOSSIP_ORIGIN_BYTES,
+    MAX_GROUP_DATA_BYTES,
     MAX_TEXT_BYTES,
 )
 from overt.wire import Reader, Writer
@@ -57,6 +65,12 @@ ATTACHMENT_AD: Final = b"Overt_Attachment_v1"
 class BodyKind(IntEnum):
     TEXT = 1
     ATTACHMENT = 2
+    GROUP_UPDATE = 3
+    GROUP_KEY = 4
+    GROUP_LEAVE = 5
+
+
+_GROUP_CONTROL_KINDS: Final = frozenset({BodyKind.GROUP_UPDATE, BodyKind.GROUP_KEY})
 
 
 def _utf8(raw: bytes, what: str) -> str:
@@ -123,16 +137,23 @@ class MessageBody:
     text: str = field(default="", repr=False)
     attachment: AttachmentRef | None = field(default=None, repr=False)
     gossip: GossipRef | None = field(default=None, repr=False)
+    group_data: bytes | None = field(default=None, repr=False)
 
     def encode(self) -> bytes:
         """The canonical bytes (tests and tools build bodies with it; the client has its own)."""
         if (self.kind is BodyKind.ATTACHMENT) != (self.attachment is not None):
             raise ValueError("an attachment body carries a pointer, and only it does")
+        if (self.kind in _GROUP_CONTROL_KINDS) != (self.group_data is not None):
+            raise ValueError("a group update or key body carries group data, and only it does")
         version = BODY_VERSION if self.gossip is None else BODY_VERSION_GOSSIP
         w = Writer().u8(version).u8(self.kind)
         w.vec(self.peer, 1, MAX_ACCOUNT_ID_LEN).vec(self.text.encode(), 4, MAX_TEXT_BYTES)
         if self.attachment is not None:
             self.attachment.write(w)
+        if self.group_data is not None:
+            if not self.group_data:
+                raise ValueError("group data must not be empty")
+            w.vec(self.group_data, 4, MAX_GROUP_DATA_BYTES)
         if self.gossip is not None:
             self.gossip.write(w)
         return w.getvalue()
@@ -149,6 +170,9 @@ class MessageBody:
         peer = r.vec(1, "peer", MAX_ACCOUNT_ID_LEN, min_len=1)
         text = _utf8(r.vec(4, "text", MAX_TEXT_BYTES), "text")
         pointer = AttachmentRef.read(r) if kind is BodyKind.ATTACHMENT else None
+        group_data = None
+        if kind in _GROUP_CONTROL_KINDS:
+            group_data = r.vec(4, "group_data", MAX_GROUP_DATA_BYTES, min_len=1)
         gossip = GossipRef.read(r) if version == BODY_VERSION_GOSSIP else None
         r.finish()
-        return cls(kind, peer, text, pointer, gossip)
+        return cls(kind, peer, text, pointer, gossip, group_data)

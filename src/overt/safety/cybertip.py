@@ -185,6 +185,9 @@ class EvidenceFile:
     relevance: FileRelevance = FileRelevance.REPORTED
     annotations: frozenset[FileAnnotation] = frozenset()
     viewed_by_esp: bool = True
+    info: str | None = None
+    """How the provider came to hold this file, if not as a reported attachment (a
+    known-content match's visual derivative)."""
 
     @property
     def upload_name(self) -> str:
@@ -210,6 +213,9 @@ class Escalation:
     evidence_sha256: bytes
     report_annotations: frozenset[ReportAnnotation] = frozenset()
     high_priority_reason: str | None = None
+    verification: str | None = None
+    """How the provider came to know the content, if not through a franked user report (a
+    known-content match above threshold)."""
 
     @classmethod
     def from_verified(
@@ -425,7 +431,7 @@ def build_report_xml(escalation: Escalation) -> bytes:
     _account(root, "personOrUserReported", e.reported, p.service_name)
     if e.recipient is not None:
         _account(root, "intendedRecipient", e.recipient, p.service_name)
-    verification = (
+    verification = e.verification or (
         f"{p.service_name} is end-to-end encrypted: the provider saw these messages only "
         "because their recipient reported them. Each was verified by message franking: the "
         "sender's commitment opens to the content shown, and the provider's delivery tag "
@@ -459,6 +465,7 @@ def build_fileinfo_xml(report_id: int, file_id: str, f: EvidenceFile) -> bytes:
     _sub(pair, "name", "Encrypted attachment SHA-256")
     _sub(pair, "value", f.ciphertext_sha256.hex())
     _sub(root, "additionalInfo",
+         f.info or
          f"Sent at {_instant(f.server_time_ms)} in message {f.server_id} with content type "
          f"{f.content_type or 'unknown'}; the sender committed to this file's SHA-256 in the "
          "message, and the provider checked the revealed file against it.")  # fmt: skip

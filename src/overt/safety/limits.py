@@ -46,6 +46,9 @@ MAX_CONTENT_TYPE_BYTES: Final = 127
 #: Largest attachment blob id.
 MAX_BLOB_ID_BYTES: Final = 64
 
+#: Largest group update or sender key a body carries (kinds 3 and 4).
+MAX_GROUP_DATA_BYTES: Final = 192 * 1024
+
 #: Longest transparency-log origin a body's gossip names (overt.transparency.checkpoint).
 MAX_GOSSIP_ORIGIN_BYTES: Final = 255
 

@@ -20,6 +20,26 @@ messages to include is the reporter's choice. Canonical encoding (:mod:`overt.wi
              uint8 count; ReportedMessage messages[count];   /* 1..MAX_REPORTED_MESSAGES */
            } Report;
 
+A report that reveals a **group message** is version 2, where each message is tagged with its
+kind; a group message carries the whole :class:`~overt.wire.GroupMessage` as delivered
+(``kind = group``) instead of the envelope fields, and sender, timestamp, message id,
+conversation id (the group id) and franking commitment are read from it::
+
+    struct { opaque group_message<1..2^20+4096>; Address recipient;
+             uint64 server_id; uint64 server_time_ms; opaque reporting_tag[32];
+             opaque franking_key[32]; opaque body<0..2^20-256>;
+             optional<RevealedAttachment> attachment; } ReportedGroupMessage;
+    struct { uint8 kind;                          /* 1: envelope, 2: group */
+             select (kind) { case 1: ReportedMessage; case 2: ReportedGroupMessage; } m;
+           } TaggedMessage;
+    struct { uint8 version = 2; Address reporter; opaque comment<0..4096>;
+             uint8 count; TaggedMessage messages[count]; } Report;
+
+A report without group messages is always version 1, one with any is always version 2, so
+every report still has exactly one encoding. A group message's reporting tag was computed by
+the relay for the one member device it was delivered to, so the report verifies for that
+member only.
+
 :func:`verify_report` checks, for every message, in this order: that it reached the reporter's
 account and was not sent by it; that its server time is not in the future; that the commitment
 opens to the body under the franking key (:func:`overt.protocol.franking.verify`); that the
@@ -67,9 +87,16 @@ from overt.safety.limits import (
     MAX_REPORTED_MESSAGES,
 )
 from overt.wire import MAX_BODY_LEN, Address, Envelope, Reader, Writer
+from overt.wire.group_messages import GroupMessage
 from overt.wire.messages import CONVERSATION_ID_LEN, MAX_ACCOUNT_ID_LEN, MESSAGE_ID_LEN
 
 REPORT_VERSION: Final = 1
+REPORT_VERSION_GROUPS: Final = 2
+"""The report version whose messages carry a kind (needed once any is a group message)."""
+MAX_GROUP_MESSAGE_BYTES: Final = (1 << 20) + 4096
+"""A revealed group message: the wire's ciphertext bound plus room for its header."""
+_KIND_ENVELOPE: Final = 1
+_KIND_GROUP: Final = 2
 BUNDLE_VERSION: Final = 1
 KEY_LEN: Final = 32
 HASH_LEN: Final = 32
@@ -210,6 +237,34 @@ class ReportedMessage:
     franking_key: bytes = field(repr=False)
     body: bytes = field(repr=False)
     attachment: RevealedAttachment | None = field(default=None, repr=False)
+    #: The whole GroupMessage as delivered, for a group message (whose other header fields
+    #: above are read from it); ``None`` for a one-to-one message.
+    group_message: bytes | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_group_delivery(
+        cls,
+        group_message: bytes,
+        *,
+        recipient: Address,
+        franking_key: bytes,
+        body: bytes,
+        server_id: int,
+        server_time_ms: int,
+        reporting_tag: bytes,
+        attachment: RevealedAttachment | None = None,
+    ) -> Self:
+        """The reported form of a delivered group message (the ``envelope`` of a ``group``
+        mail), its decrypted content and its mail record; ``recipient`` is the device it was
+        delivered to. :class:`DecodeError` if ``group_message`` is not one."""
+        if len(group_message) > MAX_GROUP_MESSAGE_BYTES:
+            raise DecodeError(f"a group message is at most {MAX_GROUP_MESSAGE_BYTES} bytes")
+        msg = GroupMessage.decode(group_message)
+        return cls(
+            msg.sender, recipient, msg.timestamp_ms, msg.message_id, msg.group_id,
+            msg.franking_commitment, server_id, server_time_ms, reporting_tag, franking_key,
+            body, attachment, bytes(group_message),
+        )  # fmt: skip
 
     @classmethod
     def from_delivery(
@@ -229,6 +284,32 @@ class ReportedMessage:
             envelope.sender, envelope.recipient, envelope.timestamp_ms, envelope.message_id,
             envelope.conversation_id, envelope.franking_commitment, server_id, server_time_ms,
             reporting_tag, franking_key, body, attachment,
+        )  # fmt: skip
+
+    def write_group(self, w: Writer) -> None:
+        """The ``ReportedGroupMessage`` layout (see the module docstring)."""
+        if self.group_message is None:
+            raise ValueError("not a group message")
+        w.vec(self.group_message, 4, MAX_GROUP_MESSAGE_BYTES)
+        self.recipient.write(w)
+        w.u64(self.server_id).u64(self.server_time_ms).fixed(self.reporting_tag, franking.TAG_LEN)
+        w.fixed(self.franking_key, franking.FRANKING_KEY_LEN).vec(self.body, 4, MAX_BODY_LEN)
+        w.boolean(self.attachment is not None)
+        if self.attachment is not None:
+            self.attachment.write(w)
+
+    @classmethod
+    def read_group(cls, r: Reader) -> Self:
+        data = r.vec(4, "group_message", MAX_GROUP_MESSAGE_BYTES, min_len=1)
+        recipient = Address.read(r)
+        server_id, server_time = r.u64("server_id"), r.u64("server_time_ms")
+        tag = r.fixed(franking.TAG_LEN, "reporting_tag")
+        fk = r.fixed(franking.FRANKING_KEY_LEN, "franking_key")
+        body = r.vec(4, "body", MAX_BODY_LEN)
+        att = RevealedAttachment.read(r) if r.boolean("has_attachment") else None
+        return cls.from_group_delivery(
+            data, recipient=recipient, franking_key=fk, body=body, server_id=server_id,
+            server_time_ms=server_time, reporting_tag=tag, attachment=att,
         )  # fmt: skip
 
     def write(self, w: Writer) -> None:
@@ -260,6 +341,17 @@ class ReportedMessage:
                    body, att)  # fmt: skip
 
     def to_json(self) -> dict[str, JsonValue]:
+        if self.group_message is not None:
+            return {
+                "group_message": b64e(self.group_message),
+                "recipient": _address_json(self.recipient),
+                "server_id": self.server_id,
+                "server_time_ms": self.server_time_ms,
+                "reporting_tag": b64e(self.reporting_tag),
+                "franking_key": b64e(self.franking_key),
+                "body": b64e(self.body),
+                "attachment": None if self.attachment is None else self.attachment.to_json(),
+            }
         return {
             "sender": _address_json(self.sender),
             "recipient": _address_json(self.recipient),
@@ -277,6 +369,8 @@ class ReportedMessage:
 
     @classmethod
     def from_json(cls, value: object, what: str) -> Self:
+        if isinstance(value, dict) and "group_message" in value:
+            return cls._group_from_json(value, what)
         o = _obj(value, what, set(_MESSAGE_FIELDS))
         body = b64d(o["body"], f"{what}.body")
         if len(body) > MAX_BODY_LEN:
@@ -298,6 +392,36 @@ class ReportedMessage:
             None if att is None else RevealedAttachment.from_json(att, f"{what}.attachment"),
         )  # fmt: skip
 
+    @classmethod
+    def _group_from_json(cls, value: object, what: str) -> Self:
+        o = _obj(value, what, set(_GROUP_MESSAGE_FIELDS))
+        data = b64d(o["group_message"], f"{what}.group_message")
+        body = b64d(o["body"], f"{what}.body")
+        if len(body) > MAX_BODY_LEN:
+            raise DecodeError(f"{what}.body is over {MAX_BODY_LEN} bytes")
+        att = o["attachment"]
+        try:
+            return cls.from_group_delivery(
+                data,
+                recipient=_address_from_json(o["recipient"], f"{what}.recipient"),
+                franking_key=_fixed(o["franking_key"], f"{what}.franking_key",
+                                    franking.FRANKING_KEY_LEN),
+                body=body,
+                server_id=_int(o["server_id"], f"{what}.server_id"),
+                server_time_ms=_int(o["server_time_ms"], f"{what}.server_time_ms"),
+                reporting_tag=_fixed(o["reporting_tag"], f"{what}.reporting_tag",
+                                     franking.TAG_LEN),
+                attachment=None if att is None else RevealedAttachment.from_json(
+                    att, f"{what}.attachment"),
+            )  # fmt: skip
+        except DecodeError as exc:
+            raise DecodeError(f"{what}.group_message: {exc}") from None
+
+
+_GROUP_MESSAGE_FIELDS: Final = (
+    "group_message", "recipient", "server_id", "server_time_ms", "reporting_tag",
+    "franking_key", "body", "attachment",
+)  # fmt: skip
 
 _MESSAGE_FIELDS: Final = (
     "sender", "recipient", "timestamp_ms", "message_id", "conversation_id",
@@ -316,15 +440,28 @@ class Report:
     messages: tuple[ReportedMessage, ...]
     comment: str = ""
 
+    @property
+    def version(self) -> int:
+        """1, or 2 when some message is a group message (see the module docstring)."""
+        if any(m.group_message is not None for m in self.messages):
+            return REPORT_VERSION_GROUPS
+        return self.VERSION
+
     def encode(self) -> bytes:
         """The canonical bytes; :class:`ValueError` if a field is outside its bound."""
         if not 1 <= len(self.messages) <= MAX_REPORTED_MESSAGES:
             raise ValueError(f"a report carries 1..{MAX_REPORTED_MESSAGES} messages")
-        w = Writer().u8(self.VERSION)
+        version = self.version
+        w = Writer().u8(version)
         self.reporter.write(w)
         w.vec(self.comment.encode(), 2, MAX_REPORT_COMMENT_BYTES).u8(len(self.messages))
         for m in self.messages:
-            m.write(w)
+            if version == REPORT_VERSION:
+                m.write(w)
+            elif m.group_message is None:
+                m.write(w.u8(_KIND_ENVELOPE))
+            else:
+                m.write_group(w.u8(_KIND_GROUP))
         out = w.getvalue()
         if len(out) > MAX_REPORT_BYTES:
             raise ValueError(f"a report is at most {MAX_REPORT_BYTES} bytes")
@@ -337,7 +474,7 @@ class Report:
         if len(data) > MAX_REPORT_BYTES:
             raise LimitExceeded(f"a report is at most {MAX_REPORT_BYTES} bytes")
         r = Reader(data, "Report")
-        r.version(cls.VERSION)
+        version = r.version((cls.VERSION, REPORT_VERSION_GROUPS))
         reporter = Address.read(r)
         raw_comment = r.vec(2, "comment", MAX_REPORT_COMMENT_BYTES)
         try:
@@ -350,10 +487,22 @@ class Report:
         messages = []
         for i in range(n):
             r.what = f"Report message {i + 1}"
-            messages.append(ReportedMessage.read(r))
+            if version == cls.VERSION:
+                messages.append(ReportedMessage.read(r))
+                continue
+            kind = r.u8("kind")
+            if kind == _KIND_ENVELOPE:
+                messages.append(ReportedMessage.read(r))
+            elif kind == _KIND_GROUP:
+                messages.append(ReportedMessage.read_group(r))
+            else:
+                raise DecodeError(f"{r.what}: unknown message kind {kind}")
         r.what = "Report"
         r.finish()
-        return cls(reporter, tuple(messages), comment)
+        report = cls(reporter, tuple(messages), comment)
+        if report.version != version:
+            raise DecodeError("Report: version 2 is only for reports with group messages")
+        return report
 
     def sha256(self) -> bytes:
         """SHA-256 of the canonical encoding: names this report in evidence and logs."""
@@ -363,7 +512,7 @@ class Report:
         """The JSON view: binary values in base64url without padding, addresses as
         ``"<base64url account>:<device>"`` (as docs/api.md writes them)."""
         return {
-            "version": self.VERSION,
+            "version": self.version,
             "reporter": _address_json(self.reporter),
             "comment": self.comment,
             "messages": [m.to_json() for m in self.messages],
@@ -374,8 +523,9 @@ class Report:
         """Strict: unknown or missing fields, wrong types and non-canonical base64url are each
         a :class:`DecodeError` naming the field."""
         o = _obj(value, "report", {"version", "reporter", "comment", "messages"})
-        if o["version"] != cls.VERSION or isinstance(o["version"], bool):
-            raise DecodeError(f"report: unknown version {o['version']!r}")
+        version = o["version"]
+        if version not in (cls.VERSION, REPORT_VERSION_GROUPS) or isinstance(version, bool):
+            raise DecodeError(f"report: unknown version {version!r}")
         comment = _str(o["comment"], "report.comment")
         try:
             if len(comment.encode()) > MAX_REPORT_COMMENT_BYTES:
@@ -391,7 +541,12 @@ class Report:
             ReportedMessage.from_json(m, f"report.messages[{i}]")
             for i, m in enumerate(raw_messages)
         )
-        return cls(_address_from_json(o["reporter"], "report.reporter"), messages, comment)
+        report = cls(_address_from_json(o["reporter"], "report.reporter"), messages, comment)
+        if report.version != version:
+            raise DecodeError(
+                "report: version 2 is for reports with group messages, 1 for the others"
+            )
+        return report
 
 
 # ----------------------------------------------------------------------------- verification

@@ -58,6 +58,7 @@ from overt.server.config import ServerConfig, TransparencyConfig, TransparencyKe
 from overt.server.delivery import Delivery
 from overt.server.directory import KeyDirectory
 from overt.server.errors import ErrorAnswer, Malformed, TooLarge, describe, plain_answer
+from overt.server.groups import GroupService, groups_router
 from overt.server.lawful import LawfulAccess, lawful_router
 from overt.server.limits import (
     ATTACHMENT_ID_LEN,
@@ -73,6 +74,7 @@ from overt.server.limits import (
 )
 from overt.server.log_routes import add_transparency_routes
 from overt.server.logs import DEVICE_SCOPE_KEY, AccessLog, describe_exception
+from overt.server.matching import matching_router, matching_service
 from overt.server.messages import MessageService
 from overt.server.metrics import CONTENT_TYPE, Metrics
 from overt.server.notify import Notifier
@@ -319,9 +321,10 @@ def create_app(
             log, publisher, storage.warrants, storage.intercepts, storage.epochs,
             clock=clock, rng=rng,
         )  # fmt: skip
+    signals = SignalService(storage.reports)  # one per node: group sends count too
     messages = MessageService(
         storage.accounts, storage.mailboxes, notifier, config.franking_key, clock,
-        signals=SignalService(storage.reports), lawful=lawful,
+        signals=signals, lawful=lawful,
     )  # fmt: skip
     attachments = AttachmentService(storage.blobs, rng)
     delivery = Delivery(auth, messages, prekeys, pubsub, rng, metrics, node_id=config.node_id)
@@ -380,6 +383,18 @@ def create_app(
             storage.standing,
         )
     )
+    if storage.groups is not None:
+        group_service = GroupService(
+            storage.accounts, storage.groups, storage.mailboxes, notifier, config.franking_key,
+            clock, signals=signals, lawful=lawful,
+        )  # fmt: skip
+        app.include_router(groups_router(group_service, authenticated, metrics))
+    if deployment.safety.matching.enabled:
+        app.state.matching = matching_service(
+            deployment.safety.matching, config.matching_key, storage.matching, storage.reports,
+            clock, rng,
+        )  # fmt: skip
+        app.include_router(matching_router(app.state.matching, authenticated))
     if console is not None:
         app.mount(
             "/console",
@@ -544,6 +559,7 @@ def create_app(
                     server_time=mail.server_time,
                     envelope=b64encode(mail.envelope),
                     reporting_tag=b64encode(mail.reporting_tag),
+                    kind=mail.kind.value,
                 )
                 for mail in page.mail
             ],

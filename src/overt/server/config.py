@@ -122,6 +122,9 @@ class ServerConfig:
     transparency: TransparencyConfig | None = None
     node_id: str = "node"
     """Names this node in Redis presence entries (:attr:`Backends.node_id`)."""
+    matching_key: bytes | None = field(default=None, repr=False)
+    """The provider's known-content matching key (``matching.key``, 32 bytes), used when the
+    manifest turns matching on; ``None`` draws one (an in-memory server)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.franking_key, bytes) or len(self.franking_key) != FRANKING_KEY_LEN:

@@ -24,7 +24,9 @@ Where the server's own classes hang (the storage layer's are drawn in
             └── StorageConflict    (storage)                              (409)
                 ├── AlreadyExists  (storage)                              (409 exists)
                 ├── StaleSerial    (storage)                              (409 stale_serial)
-                └── StaleDevices   recipients are not the current set     (409 stale_devices)
+                ├── StaleDevices   recipients are not the current set     (409 stale_devices)
+                └── ConflictWithState  a conflict answered with the       (409, its code)
+                                   current state (e.g. ``stale_group``)
 
 The HTTP status is always the class's ``status_hint``; :func:`describe` picks the ``error``
 code and the message. Messages of remote errors say what went wrong and what to do and never
@@ -131,6 +133,16 @@ class StaleDevices(StorageConflict):
         self.accounts = dict(accounts)
 
 
+class ConflictWithState(StorageConflict):
+    """A conflict whose answer carries the current state, so that the client can catch up
+    without another request: ``details`` are added to the JSON body next to ``error`` and
+    ``message`` (subclasses set ``code``)."""
+
+    def __init__(self, message: str, details: Mapping[str, JsonValue]) -> None:
+        super().__init__(message)
+        self.details = dict(details)
+
+
 _CODES: Final[tuple[tuple[type[OvertError], str], ...]] = (
     (StaleSerial, "stale_serial"),
     (AlreadyExists, "exists"),
@@ -203,6 +215,8 @@ def describe(exc: OvertError) -> ErrorAnswer:
             }
             for account, current in exc.accounts.items()
         }
+    if isinstance(exc, ConflictWithState):
+        body.update({k: v for k, v in exc.details.items() if k not in body})
     if isinstance(exc, RateLimited | NotYetPublished):
         headers["Retry-After"] = str(exc.retry_after)
     return ErrorAnswer(status, body, headers)

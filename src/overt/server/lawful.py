@@ -31,7 +31,10 @@ subclasses answered by the application's error edge (:func:`overt.server.errors.
 =========================================  =================================================
 
 **Interception.** :meth:`LawfulAccess.intercept` is the hook the message service calls after
-every enqueue. It copies an envelope only if its sender or recipient account is a target of a
+every enqueue (:meth:`LawfulAccess.intercept_group` the group service's, after a group
+message's fan-out: one copy per message, with the signed membership update of the view it
+names; the covered accounts are its sender and that view's members). It copies an envelope
+only if its sender or recipient account is a target of a
 *live* warrant (served, not revoked, its authorisation in force at the server time) in a
 ``content`` task whose window, widened by :data:`INTERCEPT_SLACK_SECONDS` on each side (the
 access context carries the *sender's* day, which may differ from the server's clock),
@@ -88,7 +91,7 @@ from overt.errors import (
 from overt.server.codec import B64_PATTERN, b64_chars, b64decode, b64encode, format_address
 from overt.server.errors import Forbidden, Malformed, TooLarge, Unauthenticated
 from overt.services.custodian_wire import EpochPublication, verify_publication, verify_receipt
-from overt.storage import AlreadyExists, NewMail, NotFound, StorageError
+from overt.storage import AlreadyExists, MailKind, NewMail, NotFound, StorageError
 from overt.storage.interfaces import (
     EpochRecord,
     EpochStore,
@@ -193,6 +196,21 @@ class _Live:
             and not w.targets.isdisjoint(accounts)
             for w in self.windows
         )
+
+
+def _group_copy(
+    warrant_id: bytes,
+    first: tuple[Address, int],
+    server_time: int,
+    sender: Address,
+    message: bytes,
+    membership: bytes,
+) -> NewIntercept:
+    recipient, mail_id = first
+    return NewIntercept(
+        warrant_id, mail_id, server_time, sender.account, sender.device, recipient.account,
+        recipient.device, message, MailKind.GROUP, membership,
+    )  # fmt: skip
 
 
 def parse_stored_warrant(document: bytes) -> Warrant:
@@ -369,6 +387,7 @@ class LawfulAccess:
                     m.envelope,
                 )
                 for m, mail_id in zip(batch, ids, strict=True)
+                if m.kind is MailKind.ENVELOPE  # group messages: intercept_group
                 for w in live
                 if w.covers((m.sender_account, m.recipient_account), t)
             ]
@@ -377,6 +396,40 @@ class LawfulAccess:
             return len(copies)
         except (StorageError, OvertError):
             _log.exception("interception failed: envelopes a warrant covers were not copied")
+            return 0
+
+    async def intercept_group(
+        self,
+        message: bytes,
+        sender: Address,
+        members: Collection[bytes],
+        membership: bytes,
+        first: tuple[Address, int],
+        server_time: int,
+    ) -> int:
+        """The group service's hook, after a group message's fan-out: copy the message
+        **once** (not once per delivery) under each live warrant that covers its sender or a
+        member account of the view it names (``members``; ``membership`` is that view's signed
+        update, kept with the copy for the custodians). ``first`` is the first delivery (its
+        recipient and server id), recorded as the copy's mail id and recipient. One message,
+        one copy, one access context: the warrant's cap counts it once. Returns how many
+        copies were stored; never raises for a storage failure (it is logged)."""
+        try:
+            live = await self._live_warrants()
+            if not live:
+                return 0
+            accounts = {sender.account, *members}
+            t = server_time // 1000
+            copies = [
+                _group_copy(w.warrant_id, first, server_time, sender, message, membership)
+                for w in live
+                if w.covers(accounts, t)
+            ]
+            if copies:
+                await self._intercepts.add(copies)
+            return len(copies)
+        except (StorageError, OvertError):
+            _log.exception("interception failed: a group message a warrant covers was not copied")
             return 0
 
     # -- receipts and epochs --------------------------------------------------------------
@@ -476,8 +529,15 @@ class InterceptBody(BaseModel):
     mail_id: int
     server_time: int = Field(description="the relay's time, milliseconds")
     sender: str = Field(description="<b64 account>:<device>")
-    recipient: str = Field(description="<b64 account>:<device>")
-    envelope: str = Field(description="base64url of the envelope, as relayed")
+    recipient: str = Field(
+        description="<b64 account>:<device> (a group message: its first delivery's)"
+    )
+    kind: str = Field(description="'envelope' (one-to-one) or 'group' (one group message)")
+    envelope: str = Field(description="base64url of the envelope or group message, as relayed")
+    membership: str | None = Field(
+        description="a group message: base64url of the signed membership update of the view "
+        "it names; null for an envelope"
+    )
 
 
 class InterceptsBody(BaseModel):
@@ -630,7 +690,9 @@ def lawful_router(service: LawfulAccess) -> APIRouter:
                     server_time=i.server_time,
                     sender=format_address_of(i.sender_account, i.sender_device),
                     recipient=format_address_of(i.recipient_account, i.recipient_device),
+                    kind=i.kind.value,
                     envelope=b64encode(i.envelope),
+                    membership=None if i.membership is None else b64encode(i.membership),
                 )
                 for i in page
             ],

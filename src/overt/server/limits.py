@@ -111,6 +111,25 @@ WS_NONCE_LEN: Final = 32
 """Bytes of the WebSocket challenge nonce."""
 
 
+# ----------------------------------------------------------------------------- groups
+
+MAX_GROUP_UPDATE_LEN: Final = 256 * 1024
+"""Bytes of one encoded membership update (1024 accounts with 8192 devices take ~170 KiB)."""
+
+MAX_GROUP_MESSAGE_LEN: Final = MAX_ENVELOPE_LEN
+"""Bytes of one encoded group message: as one envelope (large content travels as an
+attachment)."""
+
+MAX_GROUP_FANOUT_BYTES: Final = 64 * 1024 * 1024
+"""Bytes one group send may store in all (message size times recipient devices), as much as
+a one-to-one send of 256 envelopes of 256 KiB: a group of 8192 devices sends up to 8 KiB."""
+
+GROUP_VIEW_UPDATES_MAX: Final = 64
+"""Membership updates one group view carries; ``more`` says to ask again after the last."""
+
+GROUP_VIEW_CACHE_ENTRIES: Final = 1024
+"""Parsed current views of groups one node keeps (least recently used forgotten)."""
+
 # ----------------------------------------------------------------------------- transparency log
 
 LOG_POSITION_DIGITS: Final = 18

@@ -223,6 +223,10 @@ class MailBody(_Out):
     server_time: int
     envelope: str
     reporting_tag: str
+    kind: Literal["envelope", "group"] = Field(
+        default="envelope",
+        description="'envelope': a one-to-one Envelope; 'group': a GroupMessage (docs/api.md)",
+    )
 
 
 class FetchResponse(_Out):

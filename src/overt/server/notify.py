@@ -50,6 +50,7 @@ def mail_frame(mail: Mail) -> dict[str, Any]:
         "server_time": mail.server_time,
         "envelope": b64encode(mail.envelope),
         "reporting_tag": b64encode(mail.reporting_tag),
+        "kind": mail.kind.value,
     }
 
 

@@ -67,6 +67,7 @@ from overt.server.config import (
 from overt.server.deployment import DEPLOYMENT_FILE, load_or_create_deployment
 from overt.server.limits import CHECKPOINT_INTERVAL_MS, WS_MESSAGE_MAX, ServerLimits
 from overt.server.logs import configure_logging
+from overt.server.matching import load_or_create_matching_key
 from overt.server.transparency import ManifestInForce
 from overt.storage import (
     InProcessPubSub,
@@ -202,9 +203,17 @@ async def serve(
             load_or_create_deployment(_deployment_path(data_dir, deployment)),
             checkpoint_interval_ms=checkpoint_interval_ms,
         )
+        matching_key = None
+        if transparency.deployment.safety.matching.enabled:
+            # Created only before any list is published (then it blinds them: copy, not make).
+            published = storage.matching is not None and bool(await storage.matching.commitments())
+            matching_key = load_or_create_matching_key(
+                data_dir, rng, create=not published
+            ).export_secret()
         config = ServerConfig(
-            franking_key, limits or ServerLimits(), transparency, node_id=backends.node_id
-        )
+            franking_key, limits or ServerLimits(), transparency, node_id=backends.node_id,
+            matching_key=matching_key,
+        )  # fmt: skip
         console = load_console_config(
             data_dir, rng, cybertip_url=cybertip_url, cybertip_profile=cybertip_profile
         )

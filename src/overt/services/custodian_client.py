@@ -340,9 +340,19 @@ class ServedWarrant:
     token: str
 
 
+INTERCEPT_KINDS: Final = ("envelope", "group")
+"""The kinds of intercept the provider serves: a one-to-one envelope, or one group message."""
+
+_INTERCEPT_MEMBERS: Final = {"envelope", "id", "mail_id", "recipient", "sender", "server_time"}
+
+
 @dataclass(frozen=True, slots=True)
 class InterceptedEnvelope:
-    """One envelope copied under a warrant, as the provider serves it."""
+    """One envelope or group message copied under a warrant, as the provider serves it.
+
+    ``kind`` is ``"envelope"`` or ``"group"``; a group message comes with ``membership``, the
+    signed membership update of the view it names (the custodians check its member list).
+    A line of an older ``intercepts.jsonl`` without ``kind`` is an envelope."""
 
     id: int
     mail_id: int
@@ -350,12 +360,16 @@ class InterceptedEnvelope:
     sender: str
     recipient: str
     envelope: bytes
+    kind: str = "envelope"
+    membership: bytes | None = None
 
     def to_json(self) -> dict[str, JsonValue]:
         return {
             "envelope": b64e(self.envelope),
             "id": self.id,
+            "kind": self.kind,
             "mail_id": self.mail_id,
+            "membership": None if self.membership is None else b64e(self.membership),
             "recipient": self.recipient,
             "sender": self.sender,
             "server_time": self.server_time,
@@ -363,12 +377,19 @@ class InterceptedEnvelope:
 
     @classmethod
     def from_json(cls, value: JsonValue) -> Self:
-        m = members(
-            value, "intercept", {"envelope", "id", "mail_id", "recipient", "sender", "server_time"}
-        )
+        names = _INTERCEPT_MEMBERS
+        if isinstance(value, dict) and "kind" in value:
+            names = names | {"kind", "membership"}
+        m = members(value, "intercept", names)
         sender, recipient = m["sender"], m["recipient"]
         if not isinstance(sender, str) or not isinstance(recipient, str):
             raise DecodeError("an intercept's sender and recipient are address strings")
+        kind, membership = m.get("kind", "envelope"), m.get("membership")
+        if kind not in INTERCEPT_KINDS:
+            raise DecodeError(f"an intercept's kind is one of {', '.join(INTERCEPT_KINDS)}")
+        assert isinstance(kind, str)
+        if (kind == "group") != (membership is not None):
+            raise DecodeError("a group intercept, and only one, carries its membership update")
         big = (1 << 63) - 1
         return cls(
             integer(m["id"], "intercept id", 1, big),
@@ -377,6 +398,8 @@ class InterceptedEnvelope:
             sender,
             recipient,
             b64d(m["envelope"], "envelope"),
+            kind,
+            None if membership is None else b64d(membership, "membership update"),
         )
 
 

@@ -8,7 +8,8 @@ A *case* lives in a data directory (0700):
     The provider's URL, the signed warrant, its id and log index, the access token for its
     intercepts (a secret) and the manifest seen when it was served.
 ``intercepts.jsonl``
-    The intercepted envelopes fetched so far, one JSON object per line, in id order.
+    The intercepted envelopes and group messages fetched so far, one JSON object per line, in
+    id order (a group message with the signed membership update of the view it names).
 
 The steps, each a function here and an ``overt lea`` command:
 
@@ -22,7 +23,15 @@ The steps, each a function here and an ``overt lea`` command:
    combine ``t`` valid ones, recover each message key (which re-derives ``R``), decrypt, check
    the franking commitment, and write the evidence bundle, re-verified before it is written.
    Envelopes the warrant does not cover (another account, a day outside the window) are
-   skipped and said so — the custodians would refuse them anyway.
+   skipped and said so — the custodians would refuse them anyway. So is every one-to-one
+   envelope that may carry **key material**: one whose conversation is not a one-to-one
+   conversation the tool can name (:func:`names_conversation`) is a group's control message —
+   a membership update, a leave request or a sender-key distribution, which the envelope does
+   not tell apart — and a distribution's field is under the key context, which custodians
+   refuse and no share opens (``key_material``). A group message goes to the custodians with
+   the member list of its view (:func:`group_members`, checked against its member-set hash)
+   and is opened with :func:`overt.access.evidence.open_group`; its sender-key signature is
+   not checked (the signature key travels only in the sender's distribution).
 4. :func:`verify` — re-check a bundle offline with :func:`overt.access.verify_evidence`,
    fetching only public trust material (the manifest, the epoch keys with their log proofs).
 
@@ -38,7 +47,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -48,9 +57,11 @@ import httpx
 from overt.access.audit import AuditReport, audit
 from overt.access.context import decode_context
 from overt.access.custodian_policy import (
+    KEY_MATERIAL_REFUSED,
     AccessItem,
     AccessRequest,
     AccessTrust,
+    GroupMembers,
     check_covered,
     check_log_proof,
     contexts_hash,
@@ -61,10 +72,12 @@ from overt.access.evidence import (
     EvidenceBatch,
     EvidenceBundle,
     EvidenceItem,
+    ItemKind,
     ReceiptRecord,
     SessionKeys,
     VerifiedEvidence,
     open_direct,
+    open_group,
     verify_evidence,
 )
 from overt.access.limits import MAX_EVIDENCE_BYTES, MAX_SHARE_BATCH
@@ -80,6 +93,8 @@ from overt.errors import (
     RemoteError,
 )
 from overt.protocol import access as af
+from overt.protocol.device import direct_conversation_id
+from overt.protocol.groups import member_set_hash
 from overt.protocol.identity import verify_device_list
 from overt.services.custodian_client import (
     CustodianClient,
@@ -100,6 +115,7 @@ from overt.transparency.entries import EpochKey, decode_entry
 from overt.transparency.manifest import Manifest, check_successor, verify_manifest
 from overt.transparency.merkle import CompactRange, hash_leaf
 from overt.wire import Address, DeviceEntry, Envelope, SignedDeviceList
+from overt.wire.group_messages import GroupMessage, MembershipUpdate
 from overt.wire.jcs import canonicalize, parse_strict
 
 CASE_FILE_NAME: Final = "case.json"
@@ -114,6 +130,10 @@ DEFAULT_BATCH: Final = 1000
 PROOF_TIMEOUT_SECONDS: Final = 30.0
 """How long to wait for a published checkpoint to cover a fresh log entry."""
 LOG_PAGE: Final = 1000
+SIGNATURE_NOT_CHECKED: Final = (
+    "sender-key signature not checked: the sender's distribution is key material and is never "
+    "decrypted (the key-committing encryption and the franking commitment still hold)"
+)
 
 ProgressFn = Callable[[str], None]
 
@@ -333,6 +353,50 @@ def access_item(envelope: Envelope) -> AccessItem:
     return AccessItem(ctx, Point.from_bytes(envelope.access.r))
 
 
+def names_conversation(envelope: Envelope, accounts: Collection[bytes]) -> bool:
+    """Whether ``envelope``'s conversation id is a one-to-one conversation the tool can name:
+    the one between its sender's and recipient's accounts, or — for a copy between one
+    account's own devices, whose conversation is with someone else — the one between that
+    account and one of ``accounts`` (those seen in the case's intercepts). Anything else is
+    the control conversation of a group (the honest client sends updates, leave requests and
+    sender-key distributions with the group id as conversation id; a recipient refuses them
+    otherwise), or a peer the tool cannot name: it may be key material."""
+    a, b = envelope.sender.account, envelope.recipient.account
+    if a != b:
+        return envelope.conversation_id == direct_conversation_id(a, b)
+    return any(envelope.conversation_id == direct_conversation_id(a, x) for x in accounts)
+
+
+def group_members(message: GroupMessage, membership: bytes) -> GroupMembers:
+    """The member list of the view ``message`` names, from the signed membership update the
+    provider copied with it: :class:`DecodeError` unless the update is of the message's group
+    and version and its members hash to the message's member-set hash (the custodians check
+    the same; a provider that sent another view is caught here first)."""
+    update = MembershipUpdate.decode(membership)
+    if update.group_id != message.group_id:
+        raise DecodeError("the membership update is of another group")
+    if update.membership_version != message.membership_version:
+        raise DecodeError("the membership update is of another version than the message's")
+    members = GroupMembers(update.membership_version, update.members)
+    if member_set_hash(message.group_id, members.version, members.members) != (
+        message.member_set_hash
+    ):
+        raise DecodeError("the membership update's members do not hash to the message's view")
+    return members
+
+
+def group_access_item(message: GroupMessage, members: GroupMembers) -> AccessItem:
+    """The custodians' view of one group message: its access context, ``R`` and the member
+    list its member-set hash commits to."""
+    if message.access is None:
+        raise DecodeError("the group message has no access field")
+    ctx = af.group_context(
+        message.access.epoch, message.sender, message.group_id, message.member_set_hash,
+        message.message_id, message.timestamp_ms,
+    )  # fmt: skip
+    return AccessItem(ctx, Point.from_bytes(message.access.r), members)
+
+
 @dataclass
 class Asked:
     """What the custodians answered to one request."""
@@ -438,9 +502,28 @@ async def _open(
 
 @dataclass(frozen=True, slots=True)
 class _Message:
-    envelope: Envelope
+    """One message to open: a one-to-one ``envelope``, or a group message (``envelope``
+    None) whose member list is in ``item``."""
+
+    envelope: Envelope | None
     raw: bytes
     item: AccessItem
+    epoch: int
+    message_id: bytes
+
+
+def _message(i: InterceptedEnvelope) -> _Message:
+    if i.kind == "group":
+        if i.membership is None:  # pragma: no cover - from_json refuses it
+            raise DecodeError("a group intercept without its membership update")
+        msg = GroupMessage.decode(i.envelope)
+        item = group_access_item(msg, group_members(msg, i.membership))
+        assert msg.access is not None
+        return _Message(None, i.envelope, item, msg.access.epoch, msg.message_id)
+    env = Envelope.decode(i.envelope)
+    item = access_item(env)
+    assert env.access is not None
+    return _Message(env, i.envelope, item, env.access.epoch, env.message_id)
 
 
 def _select(
@@ -448,13 +531,34 @@ def _select(
 ) -> dict[int, list[_Message]]:
     by_epoch: dict[int, list[_Message]] = {}
     seen: set[bytes] = set()
+    parsed: list[tuple[InterceptedEnvelope, _Message | DecodeError]] = []
+    accounts: set[bytes] = set()
     for i in intercepts:
-        where = f"intercept {i.id}"
         try:
-            env = Envelope.decode(i.envelope)
-            item = access_item(env)
+            m = _message(i)
+        except DecodeError as e:
+            parsed.append((i, e))
+            continue
+        parsed.append((i, m))
+        if m.envelope is not None:
+            accounts.update((m.envelope.sender.account, m.envelope.recipient.account))
+        elif m.item.group_members is not None:
+            accounts.update(m.item.group_members.accounts)
+    for i, message in parsed:
+        where = f"intercept {i.id}"
+        if isinstance(message, DecodeError):
+            report.skipped.append(f"{where}: cannot be opened ({message})")
+            continue
+        if message.envelope is not None and not names_conversation(message.envelope, accounts):
+            report.skipped.append(
+                f"{where}: not asked for — a group's control message (possibly a sender-key "
+                f"distribution) or a conversation the tool cannot name; {KEY_MATERIAL_REFUSED}"
+            )
+            continue
+        item = message.item
+        try:
             ctx = decode_context(item.context)
-            check_covered(warrant, ctx, None)
+            check_covered(warrant, ctx, item.group_members)
         except DecodeError as e:
             report.skipped.append(f"{where}: cannot be opened ({e})")
             continue
@@ -465,8 +569,7 @@ def _select(
             report.skipped.append(f"{where}: the same message twice")
             continue
         seen.add(item.context)
-        assert env.access is not None
-        by_epoch.setdefault(env.access.epoch, []).append(_Message(env, i.envelope, item))
+        by_epoch.setdefault(message.epoch, []).append(message)
     return by_epoch
 
 
@@ -555,10 +658,14 @@ async def decrypt(
                 items: list[EvidenceItem] = []
                 for m, point in zip(chunk, combined.points, strict=True):
                     try:
-                        items.append(await _open(m.envelope, m.raw, point, directory))
+                        if m.envelope is None:
+                            assert m.item.group_members is not None
+                            items.append(open_group(m.raw, m.item.group_members, point))
+                        else:
+                            items.append(await _open(m.envelope, m.raw, point, directory))
                     except (InvalidMessage, LeaError) as e:
                         report.skipped.append(
-                            f"message {m.envelope.message_id.hex()}: {e or 'does not open'}"
+                            f"message {m.message_id.hex()}: {e or 'does not open'}"
                         )
                 if len(items) != len(chunk):
                     report.skipped.append(
@@ -591,6 +698,7 @@ async def decrypt(
             t = DkgTranscript.decode(b.transcript)
             keys[t.epoch] = t.public_key()
         verify_evidence(bundle, trust, keys)
+        _say_signatures(bundle, progress)
         path = Path(out)
         _write_private(path, bundle.encode())
     report.batches, report.path = len(batches), path
@@ -624,7 +732,30 @@ async def verify(
                 progress(f"fetching the logged key of epoch {epoch}…")
                 _, entry = await epoch_transcript(provider, trust, epoch)
                 keys[epoch] = Point.from_bytes(entry.public_key)
-    return verify_evidence(bundle, trust, keys)
+    verified = verify_evidence(bundle, trust, keys)
+    _say_signatures(bundle, progress)
+    return verified
+
+
+def signature_notes(bundle: EvidenceBundle) -> list[str]:
+    """One line per group message of ``bundle``: its sender-key signature is not checked,
+    because the signature key travels only in the sender's distribution, key material that is
+    never decrypted."""
+    notes = []
+    for batch in bundle.batches:
+        for item in batch.items:
+            if item.kind is ItemKind.GROUP:
+                msg = GroupMessage.decode(item.message)
+                notes.append(
+                    f"group message {msg.message_id.hex()} from {msg.sender}: "
+                    f"{SIGNATURE_NOT_CHECKED}"
+                )
+    return notes
+
+
+def _say_signatures(bundle: EvidenceBundle, progress: ProgressFn) -> None:
+    for line in signature_notes(bundle):
+        progress(line)
 
 
 # ----------------------------------------------------------------------------- the audit
@@ -704,8 +835,12 @@ __all__ = [
     "describe_report",
     "epoch_transcript",
     "fetch",
+    "group_access_item",
+    "group_members",
     "load_case",
     "load_intercepts",
+    "names_conversation",
     "serve",
+    "signature_notes",
     "verify",
 ]

@@ -16,6 +16,7 @@ from overt.storage.interfaces import (
     DeviceAuth,
     EpochRecord,
     KtRecord,
+    MailKind,
     NewIntercept,
     NewMail,
     OneTimeKind,
@@ -35,6 +36,7 @@ from overt.storage.limits import (
     EPOCH_PAGE_MAX,
     EPOCH_TRANSCRIPT_MAX_LEN,
     FETCH_LIMIT_MAX,
+    GROUP_UPDATE_MAX_LEN,
     INT64_MAX,
     INTERCEPT_BATCH_MAX,
     INTERCEPT_PAGE_MAX,
@@ -144,6 +146,8 @@ def mail_batch(batch: Sequence[NewMail], server_time: int) -> None:
         device(m.recipient_account, m.recipient_device)
         device(m.sender_account, m.sender_device)
         _size(m.envelope, ENVELOPE_MAX_LEN, "an envelope")
+        if not isinstance(m.kind, MailKind):
+            raise InvalidArgument("unknown mail kind")
 
 
 def reporting_tag(tag: bytes) -> None:
@@ -234,6 +238,14 @@ def intercept_batch(batch: Sequence[NewIntercept]) -> None:
         device(item.sender_account, item.sender_device)
         device(item.recipient_account, item.recipient_device)
         _size(item.envelope, ENVELOPE_MAX_LEN, "an envelope")
+        if not isinstance(item.kind, MailKind):
+            raise InvalidArgument("unknown mail kind")
+        if item.kind is MailKind.GROUP:
+            if item.membership is None:
+                raise InvalidArgument("a group intercept carries its membership update")
+            _nonempty(item.membership, GROUP_UPDATE_MAX_LEN, "a membership update")
+        elif item.membership is not None:
+            raise InvalidArgument("only a group intercept carries a membership update")
 
 
 def intercept_page(warrant: bytes, after_id: int, limit: int) -> None:

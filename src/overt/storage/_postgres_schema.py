@@ -74,6 +74,20 @@ EXTERNAL``, NULL once purged), ``safety_replay`` (one row per reported message),
 ``safety_audit`` (append-only: a statement-level trigger refuses ``UPDATE``, ``DELETE`` and
 ``TRUNCATE``), ``safety_standing`` and ``safety_moderator``.
 
+Design of version 6 (groups), as SQLite's version 6: ``mail.kind`` (added with a constant
+default, so no rewrite; its ``CHECK`` is added ``NOT VALID``, as every existing row holds the
+default, so no scan under the table lock), ``group_update`` (append-only: a statement-level
+trigger refuses ``UPDATE``, ``DELETE`` and ``TRUNCATE``; ``data`` is stored as PostgreSQL
+chooses, as updates are at most 256 KiB) and ``group_member``.
+
+Design of version 7 (known-content matching), as SQLite's version 7: ``matching_list`` (list
+versions, written once) and ``matching_opened`` (opened images per subject, an identity
+``seq`` for arrival order); additions to one subject are serialized by an advisory lock.
+
+Design of version 8 (group messages under a warrant), as SQLite's version 8:
+``lawful_intercept.kind`` (a constant default, so no rewrite; its ``CHECK`` added ``NOT
+VALID``, as for ``mail.kind``) and ``lawful_intercept.membership`` (nullable, no default).
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -406,5 +420,67 @@ CREATE TABLE safety_moderator (
 );
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SAFETY)
+_GROUPS: Final = """
+ALTER TABLE mail ADD COLUMN kind text NOT NULL DEFAULT 'envelope';
+
+ALTER TABLE mail ADD CONSTRAINT mail_kind CHECK (kind IN ('envelope', 'group')) NOT VALID;
+
+CREATE TABLE group_update (
+    group_id        bytea NOT NULL CHECK (length(group_id) = 32),
+    version         bigint NOT NULL CHECK (version >= 1),
+    member_set_hash bytea NOT NULL,
+    data            bytea NOT NULL,
+    PRIMARY KEY (group_id, version)
+);
+
+CREATE FUNCTION group_update_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'group histories are append-only'
+        USING ERRCODE = 'restrict_violation';
+END
+$$;
+
+CREATE TRIGGER group_update_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON group_update
+    FOR EACH STATEMENT EXECUTE FUNCTION group_update_append_only();
+
+CREATE TABLE group_member (
+    group_id bytea NOT NULL,
+    account  bytea NOT NULL,
+    PRIMARY KEY (group_id, account)
+);
+"""
+
+_MATCHING: Final = """
+CREATE TABLE matching_list (
+    version    bigint PRIMARY KEY CHECK (version >= 0),
+    commitment bytea NOT NULL UNIQUE CHECK (length(commitment) = 32),
+    tbl        bytea NOT NULL,
+    hashes     bytea NOT NULL,
+    log_index  bigint NOT NULL CHECK (log_index >= 0),
+    created_ms bigint NOT NULL,
+    delta      bytea
+);
+
+CREATE TABLE matching_opened (
+    seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subject  bytea NOT NULL,
+    image_id bytea NOT NULL CHECK (length(image_id) = 16),
+    record   bytea NOT NULL,
+    revealed bytea,
+    UNIQUE (subject, image_id)
+);
+"""
+
+_INTERCEPT_KIND: Final = """
+ALTER TABLE lawful_intercept ADD COLUMN kind text NOT NULL DEFAULT 'envelope';
+
+ALTER TABLE lawful_intercept ADD CONSTRAINT lawful_intercept_kind
+    CHECK (kind IN ('envelope', 'group')) NOT VALID;
+
+ALTER TABLE lawful_intercept ADD COLUMN membership bytea;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND,
+)  # fmt: skip
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

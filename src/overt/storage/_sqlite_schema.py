@@ -73,6 +73,33 @@ Design of version 5 (safety: reports, the moderation queue, standing, moderators
 * ``safety_standing`` (warnings, suspension per account) and ``safety_moderator`` (console
   accounts, password hashes) are small keyed tables.
 
+Design of version 6 (groups):
+
+* ``mail.kind`` labels each stored mail ``'envelope'`` (one-to-one; every row before version
+  6) or ``'group'`` (one group message fanned out to a member device).
+* ``group_update`` keeps every accepted membership update of a group under
+  ``(group_id, version)``, with the member-set hash of that version. A rowid table (updates
+  reach 256 KiB); the primary key refuses a second update of one version, and an append checks
+  in its transaction that the stored maximum is the version before. Triggers refuse ``UPDATE``
+  and ``DELETE``: the history is append-only.
+* ``group_member`` holds each (group, account) that any version listed, never removed: who may
+  read a group's history.
+
+Design of version 7 (known-content matching):
+
+* ``matching_list`` keeps each published list version under its number, with its table
+  commitment (unique), the blinded table, the plaintext list, the delta from the previous
+  version and the log index of its commitment entry. Written once.
+* ``matching_opened`` keeps the opened images of each subject (the account id) under
+  ``(subject, image_id)``, in arrival order (``seq``), with the revealed payload once the
+  threshold was crossed.
+
+Design of version 8 (group messages under a warrant):
+
+* ``lawful_intercept.kind`` labels each copy as ``mail.kind`` does (``'envelope'`` for every
+  row before version 8); ``lawful_intercept.membership`` holds, for a group message, the
+  signed membership update of the view it names (NULL for an envelope).
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -332,5 +359,62 @@ CREATE TABLE safety_moderator (
 ) STRICT;
 """
 
-MIGRATIONS: Final[tuple[str, ...]] = (_V1, _V2, _V3, _V4, _SAFETY)
+_GROUPS: Final = """
+ALTER TABLE mail ADD COLUMN kind TEXT NOT NULL DEFAULT 'envelope'
+    CHECK (kind IN ('envelope', 'group'));
+
+CREATE TABLE group_update (
+    group_id        BLOB NOT NULL CHECK (length(group_id) = 32),
+    version         INTEGER NOT NULL CHECK (version >= 1),
+    member_set_hash BLOB NOT NULL,
+    data            BLOB NOT NULL,
+    PRIMARY KEY (group_id, version)
+) STRICT;
+
+CREATE TRIGGER group_update_no_update BEFORE UPDATE ON group_update BEGIN
+    SELECT RAISE(ABORT, 'group histories are append-only');
+END;
+
+CREATE TRIGGER group_update_no_delete BEFORE DELETE ON group_update BEGIN
+    SELECT RAISE(ABORT, 'group histories are append-only');
+END;
+
+CREATE TABLE group_member (
+    group_id BLOB NOT NULL,
+    account  BLOB NOT NULL,
+    PRIMARY KEY (group_id, account)
+) STRICT, WITHOUT ROWID;
+"""
+
+_MATCHING: Final = """
+CREATE TABLE matching_list (
+    version    INTEGER PRIMARY KEY CHECK (version >= 0),
+    commitment BLOB NOT NULL UNIQUE CHECK (length(commitment) = 32),
+    tbl        BLOB NOT NULL,
+    hashes     BLOB NOT NULL,
+    log_index  INTEGER NOT NULL CHECK (log_index >= 0),
+    created_ms INTEGER NOT NULL,
+    delta      BLOB
+) STRICT;
+
+CREATE TABLE matching_opened (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    subject  BLOB NOT NULL,
+    image_id BLOB NOT NULL CHECK (length(image_id) = 16),
+    record   BLOB NOT NULL,
+    revealed BLOB,
+    UNIQUE (subject, image_id)
+) STRICT;
+"""
+
+_INTERCEPT_KIND: Final = """
+ALTER TABLE lawful_intercept ADD COLUMN kind TEXT NOT NULL DEFAULT 'envelope'
+    CHECK (kind IN ('envelope', 'group'));
+
+ALTER TABLE lawful_intercept ADD COLUMN membership BLOB;
+"""
+
+MIGRATIONS: Final[tuple[str, ...]] = (
+    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND,
+)  # fmt: skip
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

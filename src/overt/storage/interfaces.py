@@ -33,6 +33,7 @@ from typing import Protocol, Self
 
 from overt.errors import LimitExceeded
 from overt.storage.errors import InvalidArgument
+from overt.storage.groups import GroupStore
 from overt.storage.limits import (
     INT64_MAX,
     LOG_APPEND_BATCH_MAX,
@@ -44,6 +45,7 @@ from overt.storage.limits import (
     LOG_LEVEL_MAX,
     LOG_PAGE_MAX,
 )
+from overt.storage.matching import MatchingStore
 from overt.storage.moderation import ModeratorStore, ReportStore, StandingStore
 
 # ----------------------------------------------------------------------------- records
@@ -86,6 +88,15 @@ class AccountRecord:
     devices: tuple[DeviceAuth, ...]
 
 
+class MailKind(StrEnum):
+    """What a stored mail's bytes are (stored as these strings): a one-to-one envelope, or one
+    group message fanned out to every member device. Opaque either way; the label only tells
+    the recipient how to read them."""
+
+    ENVELOPE = "envelope"
+    GROUP = "group"
+
+
 @dataclass(frozen=True, slots=True)
 class NewMail:
     """One envelope to enqueue for one recipient device."""
@@ -95,6 +106,7 @@ class NewMail:
     sender_account: bytes
     sender_device: int
     envelope: bytes = field(repr=False)
+    kind: MailKind = MailKind.ENVELOPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +121,7 @@ class Mail:
     server_time: int
     envelope: bytes = field(repr=False)
     reporting_tag: bytes = field(repr=False)
+    kind: MailKind = MailKind.ENVELOPE
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +191,13 @@ class WarrantRecord:
 
 @dataclass(frozen=True, slots=True)
 class NewIntercept:
-    """One envelope copied under a warrant: the relay's record of it, unchanged."""
+    """One envelope copied under a warrant: the relay's record of it, unchanged.
+
+    A group message (``kind`` :attr:`MailKind.GROUP`) is copied once per message, not per
+    delivery: ``mail_id`` and the recipient are those of its first delivery, and
+    ``membership`` is the signed membership update of the view the message names (which the
+    custodians need to see who it reached). A one-to-one envelope has no ``membership``.
+    """
 
     warrant_id: bytes
     mail_id: int
@@ -188,6 +207,8 @@ class NewIntercept:
     recipient_account: bytes
     recipient_device: int
     envelope: bytes = field(repr=False)
+    kind: MailKind = MailKind.ENVELOPE
+    membership: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +224,9 @@ class Intercept:
     recipient_account: bytes
     recipient_device: int
     envelope: bytes = field(repr=False)
+    kind: MailKind = MailKind.ENVELOPE
+    membership: bytes | None = field(default=None, repr=False)
+    """For a group message, the signed membership update of the view it names."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -666,6 +690,12 @@ class Storage:
     """Warnings and suspensions per account; ``None`` for a backend without them."""
     moderators: ModeratorStore | None = None
     """The moderation console's accounts; ``None`` for a backend without them."""
+    matching: MatchingStore | None = None
+    """Known-content matching: published list versions and opened images
+    (:mod:`overt.storage.matching`); ``None`` for a backend without them."""
+    groups: GroupStore | None = None
+    """Groups' membership histories (:mod:`overt.storage.groups`); ``None`` for a backend
+    without them."""
 
     async def close(self) -> None:
         """Wait for operations in flight, then release the backend. Idempotent."""

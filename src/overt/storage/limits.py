@@ -55,8 +55,9 @@ ONE_TIME_PREKEYS_MAX: Final = 1000
 ENVELOPE_MAX_LEN: Final = (1 << 20) + 4096
 """One stored envelope: the wire's ciphertext bound (1 MiB) plus room for its other fields."""
 
-ENQUEUE_BATCH_MAX: Final = 4096
-"""Envelopes in one enqueue (one send fans out to every device of every recipient)."""
+ENQUEUE_BATCH_MAX: Final = 8192
+"""Envelopes in one enqueue (one send fans out to every device of every recipient; a group
+message to every other device of a group of at most 8192 devices)."""
 
 MAILBOX_DEPTH_MAX: Final = 10_000
 """Default bound on pending envelopes per recipient device."""
@@ -173,6 +174,23 @@ PASSWORD_HASH_MAX_LEN: Final = 256
 
 MODERATORS_MAX: Final = 1000
 """Moderator accounts one ``all`` returns."""
+
+# ----------------------------------------------------------------------------- groups
+
+GROUP_ID_LEN: Final = 32
+"""Group ids are 32 opaque bytes (drawn at random by the group's creator)."""
+
+GROUP_SET_HASH_LEN: Final = 32
+"""The hash naming the member set of one version of a group (opaque here)."""
+
+GROUP_UPDATE_MAX_LEN: Final = 256 * 1024
+"""One stored membership update (1024 accounts and 8192 devices encode to about 170 KiB)."""
+
+GROUP_ACCOUNTS_MAX: Final = 1024
+"""Accounts one version of a group lists."""
+
+GROUP_UPDATES_PAGE_MAX: Final = 1000
+"""Updates one ``updates`` call returns."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,8 @@ from dataclasses import replace
 
 from overt.errors import LimitExceeded
 from overt.storage import _checks
+from overt.storage._groups_memory import MemoryGroupStore
+from overt.storage._matching_memory import MemoryMatchingStore
 from overt.storage._moderation_memory import (
     MemoryModeratorStore,
     MemoryReportStore,
@@ -238,6 +240,7 @@ class MemoryMailboxStore:
                     server_time,
                     m.envelope,
                     reporting_tag,
+                    m.kind,
                 )
             )
         for mail in stored:
@@ -484,7 +487,7 @@ class MemoryInterceptStore:
             stored = Intercept(
                 self._next_id, item.warrant_id, item.mail_id, item.server_time,
                 item.sender_account, item.sender_device, item.recipient_account,
-                item.recipient_device, item.envelope,
+                item.recipient_device, item.envelope, item.kind, item.membership,
             )  # fmt: skip
             self._by_warrant.setdefault(item.warrant_id, []).append(stored)
             ids.append(self._next_id)
@@ -547,4 +550,6 @@ async def open_memory(limits: StorageLimits | None = None) -> Storage:
         reports=MemoryReportStore(life.check),
         standing=MemoryStandingStore(life.check),
         moderators=MemoryModeratorStore(life.check),
+        matching=MemoryMatchingStore(life.check),
+        groups=MemoryGroupStore(life.check),
     )

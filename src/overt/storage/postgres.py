@@ -91,6 +91,8 @@ from asyncpg.pool import PoolConnectionProxy
 
 from overt.errors import ConfigurationError, LimitExceeded
 from overt.storage import _checks
+from overt.storage._groups_postgres import PostgresGroupStore
+from overt.storage._matching_postgres import PostgresMatchingStore
 from overt.storage._moderation_postgres import (
     PostgresModeratorStore,
     PostgresReportStore,
@@ -123,6 +125,7 @@ from overt.storage.interfaces import (
     LogLeaf,
     LogNode,
     Mail,
+    MailKind,
     NewIntercept,
     NewMail,
     OneTimeKind,
@@ -645,10 +648,10 @@ _DRAW_MAIL_IDS: Final = "SELECT mail_draw_ids($1, $2, $3, $4, $5, $6, $7)"
 
 _INSERT_MAIL: Final = (
     "INSERT INTO mail (id, recipient_account, recipient_device, sender_account, sender_device, "
-    "  server_time, envelope, reporting_tag) "
-    "SELECT u.id, u.ra, u.rd, u.sa, u.sd, $6, u.e, u.t FROM unnest("
+    "  server_time, envelope, reporting_tag, kind) "
+    "SELECT u.id, u.ra, u.rd, u.sa, u.sd, $6, u.e, u.t, u.k FROM unnest("
     "  $1::bigint[], $2::bytea[], $3::bigint[], $4::bytea[], $5::bigint[], $7::bytea[], "
-    "  $8::bytea[]) AS u (id, ra, rd, sa, sd, e, t)"
+    "  $8::bytea[], $9::text[]) AS u (id, ra, rd, sa, sd, e, t, k)"
 )
 
 
@@ -709,6 +712,7 @@ class PostgresMailboxStore:
                     server_time,
                     [m.envelope for m in part],
                     tags[start:stop],
+                    [m.kind.value for m in part],
                 )
             return tuple(range(first, first + len(items)))
 
@@ -722,9 +726,9 @@ class PostgresMailboxStore:
 
         async def job(conn: _Conn) -> tuple[Mail, ...]:
             rows = await conn.fetch(
-                "SELECT id, sender_account, sender_device, server_time, envelope, reporting_tag "
-                "FROM mail WHERE recipient_account = $1 AND recipient_device = $2 AND id > $3 "
-                "ORDER BY id LIMIT $4",
+                "SELECT id, sender_account, sender_device, server_time, envelope, reporting_tag, "
+                "kind FROM mail WHERE recipient_account = $1 AND recipient_device = $2 "
+                "AND id > $3 ORDER BY id LIMIT $4",
                 account_id,
                 device,
                 after_id,
@@ -740,6 +744,7 @@ class PostgresMailboxStore:
                     int(r[3]),
                     bytes(r[4]),
                     bytes(r[5]),
+                    MailKind(r[6]),
                 )
                 for r in rows
             )
@@ -1163,7 +1168,8 @@ class PostgresWarrantStore:
 def _intercept(row: asyncpg.Record) -> Intercept:
     return Intercept(
         int(row[0]), bytes(row[1]), int(row[2]), int(row[3]), bytes(row[4]), int(row[5]),
-        bytes(row[6]), int(row[7]), bytes(row[8]),
+        bytes(row[6]), int(row[7]), bytes(row[8]), MailKind(row[9]),
+        None if row[10] is None else bytes(row[10]),
     )  # fmt: skip
 
 
@@ -1186,9 +1192,11 @@ class PostgresInterceptStore:
                 new_id = await conn.fetchval(
                     "INSERT INTO lawful_intercept (warrant_id, mail_id, server_time, "
                     "sender_account, sender_device, recipient_account, recipient_device, "
-                    "envelope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                    "envelope, kind, membership) "
+                    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
                     i.warrant_id, i.mail_id, i.server_time, i.sender_account, i.sender_device,
-                    i.recipient_account, i.recipient_device, i.envelope,
+                    i.recipient_account, i.recipient_device, i.envelope, i.kind.value,
+                    i.membership,
                 )  # fmt: skip
                 ids.append(int(new_id))
             return tuple(ids)
@@ -1201,8 +1209,8 @@ class PostgresInterceptStore:
         async def job(conn: _Conn) -> tuple[Intercept, ...]:
             rows = await conn.fetch(
                 "SELECT id, warrant_id, mail_id, server_time, sender_account, sender_device, "
-                "recipient_account, recipient_device, envelope FROM lawful_intercept "
-                "WHERE warrant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+                "recipient_account, recipient_device, envelope, kind, membership "
+                "FROM lawful_intercept WHERE warrant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
                 warrant_id,
                 after_id,
                 limit,
@@ -1331,5 +1339,7 @@ async def open_postgres(
         reports=PostgresReportStore(db),
         standing=PostgresStandingStore(db),
         moderators=PostgresModeratorStore(db),
+        groups=PostgresGroupStore(db),
+        matching=PostgresMatchingStore(db),
         _close=db.close,
     )

@@ -61,6 +61,8 @@ from typing import Any, Final, TypeVar
 
 from overt.errors import LimitExceeded
 from overt.storage import _checks
+from overt.storage._groups_sqlite import SqliteGroupStore
+from overt.storage._matching_sqlite import SqliteMatchingStore
 from overt.storage._moderation_sqlite import (
     SqliteModeratorStore,
     SqliteReportStore,
@@ -85,6 +87,7 @@ from overt.storage.interfaces import (
     LogLeaf,
     LogNode,
     Mail,
+    MailKind,
     NewIntercept,
     NewMail,
     OneTimeKind,
@@ -698,9 +701,15 @@ class SqliteMailboxStore:
                         server_time,
                         m.envelope,
                         reporting_tag,
+                        m.kind.value,
                     )
                 )
-            conn.executemany("INSERT INTO mail VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            conn.executemany(
+                "INSERT INTO mail (id, recipient_account, recipient_device, sender_account, "
+                "sender_device, server_time, envelope, reporting_tag, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             return tuple(range(first, first + len(items)))
 
         return await self._db.write("mailbox enqueue", job)
@@ -713,8 +722,8 @@ class SqliteMailboxStore:
 
         def job(conn: sqlite3.Connection) -> tuple[Mail, ...]:
             rows = conn.execute(
-                "SELECT id, sender_account, sender_device, server_time, envelope, reporting_tag "
-                "FROM mail WHERE recipient_account = ? AND recipient_device = ? AND id > ? "
+                "SELECT id, sender_account, sender_device, server_time, envelope, reporting_tag, "
+                "kind FROM mail WHERE recipient_account = ? AND recipient_device = ? AND id > ? "
                 "ORDER BY id LIMIT ?",
                 (account_id, device, after_id, limit),
             ).fetchall()
@@ -728,6 +737,7 @@ class SqliteMailboxStore:
                     int(r[3]),
                     bytes(r[4]),
                     bytes(r[5]),
+                    MailKind(r[6]),
                 )
                 for r in rows
             )
@@ -1128,7 +1138,8 @@ class SqliteWarrantStore:
 def _intercept(row: Any) -> Intercept:
     return Intercept(
         int(row[0]), bytes(row[1]), int(row[2]), int(row[3]), bytes(row[4]), int(row[5]),
-        bytes(row[6]), int(row[7]), bytes(row[8]),
+        bytes(row[6]), int(row[7]), bytes(row[8]), MailKind(row[9]),
+        None if row[10] is None else bytes(row[10]),
     )  # fmt: skip
 
 
@@ -1142,7 +1153,7 @@ class SqliteInterceptStore:
         _checks.intercept_batch(batch)
         rows = [
             (i.warrant_id, i.mail_id, i.server_time, i.sender_account, i.sender_device,
-             i.recipient_account, i.recipient_device, i.envelope)
+             i.recipient_account, i.recipient_device, i.envelope, i.kind.value, i.membership)
             for i in batch
         ]  # fmt: skip
         if not rows:
@@ -1154,7 +1165,7 @@ class SqliteInterceptStore:
                 cursor = conn.execute(
                     "INSERT INTO lawful_intercept (warrant_id, mail_id, server_time, "
                     "sender_account, sender_device, recipient_account, recipient_device, "
-                    "envelope) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "envelope, kind, membership) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
                 assert cursor.lastrowid is not None
@@ -1169,8 +1180,8 @@ class SqliteInterceptStore:
         def job(conn: sqlite3.Connection) -> tuple[Intercept, ...]:
             rows = conn.execute(
                 "SELECT id, warrant_id, mail_id, server_time, sender_account, sender_device, "
-                "recipient_account, recipient_device, envelope FROM lawful_intercept "
-                "WHERE warrant_id = ? AND id > ? ORDER BY id LIMIT ?",
+                "recipient_account, recipient_device, envelope, kind, membership "
+                "FROM lawful_intercept WHERE warrant_id = ? AND id > ? ORDER BY id LIMIT ?",
                 (warrant_id, after_id, limit),
             ).fetchall()
             return tuple(_intercept(r) for r in rows)
@@ -1266,4 +1277,6 @@ async def open_sqlite(
         reports=SqliteReportStore(db),
         standing=SqliteStandingStore(db),
         moderators=SqliteModeratorStore(db),
+        groups=SqliteGroupStore(db),
+        matching=SqliteMatchingStore(db),
     )

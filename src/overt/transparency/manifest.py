@@ -8,7 +8,9 @@ and their quorum — or no witnesses and quorum 0, a deployment whose checkpoint
 signs —; the **access policy** — ``none`` (end-to-end encryption only) or ``escrow`` with
 its custodians, threshold, court keys, escrow-epoch length, key-retention window and longest
 sealing period —; and the **safety policy** (franking, always on; known-content matching, off
-unless enabled with its threshold and the organisations that sign the list).
+unless enabled with its threshold, the organisations that sign the list and the parameters
+clients hash with: signal type, bit-sampling keys and their seed, detection width, synthetic
+rate, images per generation).
 
 Encoding. The manifest is a JSON object (:meth:`Manifest.to_json`); binary keys are unpadded
 base64url, verifier keys their C2SP text. The provider signs, with Ed25519,
@@ -46,7 +48,13 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, Self, TypeAlias
 from urllib.parse import urlsplit
 
-from overt.crypto import ED25519_KEY_LEN, ED25519_SIG_LEN, Ed25519PrivateKey, Ed25519PublicKey
+from overt.crypto import (
+    ED25519_KEY_LEN,
+    ED25519_SIG_LEN,
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+    sha256,
+)
 from overt.crypto.vrf import VRF_KEY_LEN, VrfPublicKey
 from overt.errors import (
     ConfigurationError,
@@ -86,6 +94,17 @@ MAX_POLICY_DAYS: Final = 3660
 
 MAX_MATCHING_THRESHOLD: Final = 1000
 """Largest known-content matching threshold (matching images per account)."""
+
+MAX_MATCHING_VOUCHERS: Final = 256
+"""Most vouchers per image the matching parameters may ask for (keys × 2^flip bits)."""
+
+MATCHING_SIGNAL_PDQ: Final = "pdq"
+MATCHING_SIGNAL_TYPES: Final = frozenset({MATCHING_SIGNAL_PDQ})
+"""Signal types a manifest may name (``overt.safety.matching.signals`` implements them)."""
+
+DEFAULT_LSH_SEED: Final = sha256(b"Overt PDQ bit-sampling positions v1")
+"""The default seed of the public bit positions (the same as
+``overt.safety.matching.lsh.DEFAULT_LSH_SEED``; anyone can recompute it)."""
 
 _SIGNATURE_B64_LEN: Final = 86  # unpadded base64url of 64 bytes
 _LOOPBACK_NAMES: Final = frozenset({"localhost"})
@@ -324,25 +343,89 @@ AccessPolicy: TypeAlias = NoAccess | EscrowAccess
 
 
 @dataclass(frozen=True, slots=True)
+class MatchingParameters:
+    """What a client needs besides the threshold to make vouchers the server can open: the
+    signal type, the bit-sampling keys (``lsh_keys`` keys of ``lsh_bits_per_key`` bit
+    positions fixed by ``lsh_seed``, ``lsh_flip_bits`` probed bits per key) and the private
+    matching's detection width, synthetic rate and images per generation.
+
+    The defaults are the values the ``matching`` bench chose (docs/matching.md §5). A manifest
+    without the member (written before it existed) means exactly these defaults.
+    """
+
+    signal_type: str = MATCHING_SIGNAL_PDQ
+    lsh_keys: int = 16
+    lsh_bits_per_key: int = 40
+    lsh_flip_bits: int = 2
+    lsh_seed: bytes = DEFAULT_LSH_SEED
+    detection_width: int = 128
+    synthetic_one_in: int = 256
+    generation_images: int = 4096
+
+    def __post_init__(self) -> None:
+        _run_checks(self, self._validate)
+
+    def _validate(self) -> None:
+        _check(self.signal_type in MATCHING_SIGNAL_TYPES, "unknown matching signal type")
+        _check_int(self.lsh_keys, 1, 64, "lsh_keys")
+        _check_int(self.lsh_bits_per_key, 16, 256, "lsh_bits_per_key")
+        _check_int(self.lsh_flip_bits, 0, 4, "lsh_flip_bits")
+        _check(
+            self.lsh_keys << self.lsh_flip_bits <= MAX_MATCHING_VOUCHERS,
+            f"more than {MAX_MATCHING_VOUCHERS} vouchers per image",
+        )
+        _check(
+            isinstance(self.lsh_seed, bytes) and len(self.lsh_seed) == 32,
+            "lsh_seed must be 32 bytes",
+        )
+        _check_int(self.detection_width, 1, 4096, "detection_width")
+        _check_int(self.synthetic_one_in, 1, 1 << 16, "synthetic_one_in")
+        _check_int(self.generation_images, 1, 1 << 20, "generation_images")
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "detection_width": self.detection_width,
+            "generation_images": self.generation_images,
+            "lsh_bits_per_key": self.lsh_bits_per_key,
+            "lsh_flip_bits": self.lsh_flip_bits,
+            "lsh_keys": self.lsh_keys,
+            "lsh_seed": _b64url(self.lsh_seed),
+            "signal_type": self.signal_type,
+            "synthetic_one_in": self.synthetic_one_in,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class MatchingPolicy:
     """Known-content matching (DESIGN §5): off, or on with a per-account threshold of
-    matching images and the child-safety organisations whose quorum signs each list."""
+    matching images, the child-safety organisations whose quorum signs each list, and the
+    parameters clients hash and make vouchers with (``None``: a manifest written before they
+    were named, meaning :class:`MatchingParameters`' defaults)."""
 
     enabled: bool = False
     threshold: int = 0
     list_signers: tuple[NamedKey, ...] = ()
     list_signer_quorum: int = 0
+    parameters: MatchingParameters | None = None
 
     def __post_init__(self) -> None:
         _run_checks(self, self._validate)
+
+    @property
+    def effective_parameters(self) -> MatchingParameters:
+        """The parameters in force (the defaults when the manifest names none)."""
+        return self.parameters if self.parameters is not None else MatchingParameters()
 
     def _validate(self) -> None:
         _check(isinstance(self.enabled, bool), "enabled must be a boolean")
         _check(isinstance(self.list_signers, tuple), "list_signers must be a tuple")
         if not self.enabled:
             _check(
-                self.threshold == 0 and not self.list_signers and self.list_signer_quorum == 0,
-                "disabled matching takes no threshold or list signers",
+                self.threshold == 0
+                and not self.list_signers
+                and self.list_signer_quorum == 0
+                and self.parameters is None,
+                "disabled matching takes no threshold, list signers or parameters",
             )
             return
         _check_int(self.threshold, 1, MAX_MATCHING_THRESHOLD, "matching threshold")
@@ -350,16 +433,23 @@ class MatchingPolicy:
         _check_distinct([s.name for s in self.list_signers], "list signer names")
         _check_distinct([s.key.raw for s in self.list_signers], "list signer keys")
         _check_int(self.list_signer_quorum, 1, len(self.list_signers), "list_signer_quorum")
+        _check(
+            self.parameters is None or isinstance(self.parameters, MatchingParameters),
+            "parameters must be MatchingParameters",
+        )
 
     def to_json(self) -> dict[str, JsonValue]:
         if not self.enabled:
             return {"enabled": False}
-        return {
+        obj: dict[str, JsonValue] = {
             "enabled": True,
             "list_signer_quorum": self.list_signer_quorum,
             "list_signers": [s.to_json() for s in self.list_signers],
             "threshold": self.threshold,
         }
+        if self.parameters is not None:
+            obj["parameters"] = self.parameters.to_json()
+        return obj
 
 
 @dataclass(frozen=True, slots=True)
@@ -653,6 +743,7 @@ def _safety(value: JsonValue) -> SafetyPolicy:
         matching,
         "matching",
         required={"enabled", "list_signer_quorum", "list_signers", "threshold"},
+        optional={"parameters"},
     )
     return SafetyPolicy(
         matching=MatchingPolicy(
@@ -663,7 +754,35 @@ def _safety(value: JsonValue) -> SafetyPolicy:
                 for s in _list(mm["list_signers"], "list_signers", MAX_LIST_SIGNERS)
             ),
             list_signer_quorum=_int(mm["list_signer_quorum"], "list_signer_quorum"),
+            parameters=_matching_parameters(mm["parameters"]) if "parameters" in mm else None,
         )
+    )
+
+
+def _matching_parameters(value: JsonValue) -> MatchingParameters:
+    m = _members(
+        value,
+        "matching parameters",
+        required={
+            "detection_width",
+            "generation_images",
+            "lsh_bits_per_key",
+            "lsh_flip_bits",
+            "lsh_keys",
+            "lsh_seed",
+            "signal_type",
+            "synthetic_one_in",
+        },
+    )
+    return MatchingParameters(
+        signal_type=_str(m["signal_type"], "signal_type"),
+        lsh_keys=_int(m["lsh_keys"], "lsh_keys"),
+        lsh_bits_per_key=_int(m["lsh_bits_per_key"], "lsh_bits_per_key"),
+        lsh_flip_bits=_int(m["lsh_flip_bits"], "lsh_flip_bits"),
+        lsh_seed=_b64url_decode(_str(m["lsh_seed"], "lsh_seed"), "lsh_seed"),
+        detection_width=_int(m["detection_width"], "detection_width"),
+        synthetic_one_in=_int(m["synthetic_one_in"], "synthetic_one_in"),
+        generation_images=_int(m["generation_images"], "generation_images"),
     )
 
 
@@ -791,20 +910,25 @@ def describe_safety(manifest: Manifest) -> str:
     matching = manifest.safety.matching
     if not matching.enabled:
         return "verifiable reporting (franking) on; known-content matching off"
+    params = matching.effective_parameters
     return (
         "verifiable reporting (franking) on; known-content matching on "
         f"(threshold {matching.threshold}, list signed by {matching.list_signer_quorum} of "
-        f"{len(matching.list_signers)} organisations)"
+        f"{len(matching.list_signers)} organisations), {params.signal_type} hashes, "
+        f"{params.lsh_keys} keys of {params.lsh_bits_per_key} bits"
     )
 
 
 __all__ = [
     "MANIFEST_SIGNING_CONTEXT",
+    "MATCHING_SIGNAL_PDQ",
+    "MATCHING_SIGNAL_TYPES",
     "MAX_COURT_KEYS",
     "MAX_CUSTODIANS",
     "MAX_LIST_SIGNERS",
     "MAX_MANIFEST_BYTES",
     "MAX_MATCHING_THRESHOLD",
+    "MAX_MATCHING_VOUCHERS",
     "MAX_NAME_BYTES",
     "MAX_POLICY_DAYS",
     "MAX_SERVER_KEYS",
@@ -816,6 +940,7 @@ __all__ = [
     "EscrowAccess",
     "LogInfo",
     "Manifest",
+    "MatchingParameters",
     "MatchingPolicy",
     "NamedKey",
     "NoAccess",

@@ -31,6 +31,16 @@ With the real images found the server interpolates ``s`` from ``t`` of their sha
 polynomial (:func:`consistent`) before using ``s``; a wrong identification can therefore never
 open anything silently.
 
+**Several seeds in one account.** All devices of an account share one seed, but a device linked
+before seeds were shared holds its own: its real rows lie in a second ``(t−1)``-dimensional
+space, which meets the first only in 0 (except with probability about ``p^{−(D−t+2)}``). The
+dependencies then split: every linear dependency among the rows is a sum of dependencies
+within each seed's rows, so the real rows of one seed are found only once that seed has ``t``
+of them, and :func:`real_classes` separates the seeds: the rows that are real fall into the
+connected components of the matroid they form (computed from the fundamental circuits of one
+basis — Krogdahl's theorem), one component per seed that reached ``t``. Each component is
+checked and opened on its own.
+
 The coordinates are public integers chosen by the client: ``x = device · G + (n mod G) + 1``
 (``G`` images per generation, see :mod:`~overt.safety.matching.psi`), distinct per account
 generation, below ``2^20`` and so valid in both fields.
@@ -113,8 +123,10 @@ def decode_row(raw: bytes, width: int) -> FieldRows | None:
     return row
 
 
-def _left_null_support(m: FieldRows) -> set[int]:
-    """Indices of the rows of ``m`` that take part in some linear dependency over F_p."""
+def _fundamental_circuits(m: FieldRows) -> list[set[int]]:
+    """The fundamental circuits of the rows of ``m`` over F_p with respect to the basis that
+    Gaussian elimination picks: one per row outside it, that row and the basis rows that
+    express it. Their union is the set of rows in some linear dependency."""
     a = m.T.copy() % DHF_PRIME  # columns of `a` are the rows of m
     n_rows, n_cols = a.shape
     pivots: list[int] = []
@@ -137,13 +149,17 @@ def _left_null_support(m: FieldRows) -> set[int]:
             a[rows] = (a[rows] - (factors[rows, None] * a[r][None, :]) % DHF_PRIME) % DHF_PRIME
         pivots.append(c)
         r += 1
-    free = [c for c in range(n_cols) if c not in set(pivots)]
-    support: set[int] = set()
-    for f in free:
+    pivot_set = set(pivots)
+    circuits: list[set[int]] = []
+    for f in (c for c in range(n_cols) if c not in pivot_set):
         # Null vector: z_f = 1, z_pivot(i) = −a[i, f]; its support is f and the pivots used.
-        support.add(f)
-        support.update(pivots[i] for i in range(len(pivots)) if a[i, f] != 0)
-    return support
+        circuits.append({f, *(pivots[i] for i in range(len(pivots)) if a[i, f] != 0)})
+    return circuits
+
+
+def _left_null_support(m: FieldRows) -> set[int]:
+    """Indices of the rows of ``m`` that take part in some linear dependency over F_p."""
+    return set().union(*_fundamental_circuits(m))
 
 
 def identify_real(xs: Sequence[int], rows: Sequence[FieldRows], threshold: int) -> list[int]:
@@ -156,6 +172,10 @@ def identify_real(xs: Sequence[int], rows: Sequence[FieldRows], threshold: int) 
         raise ValueError("identify_real needs one distinct x per row")
     if len(xs) < threshold or not rows:
         return []
+    return sorted(_left_null_support(_matrix(xs, rows, threshold)))
+
+
+def _matrix(xs: Sequence[int], rows: Sequence[FieldRows], threshold: int) -> FieldRows:
     k = threshold - 1
     width = rows[0].shape[0]
     m = np.zeros((len(xs), k + width), dtype=np.int64)
@@ -165,7 +185,35 @@ def identify_real(xs: Sequence[int], rows: Sequence[FieldRows], threshold: int) 
             m[i, j] = power
             power = power * x % DHF_PRIME
         m[i, k:] = row
-    return sorted(_left_null_support(m))
+    return m
+
+
+def real_classes(xs: Sequence[int], rows: Sequence[FieldRows], threshold: int) -> list[list[int]]:
+    """The real rows (as :func:`identify_real`), split by the seed they come from: the
+    connected components of their matroid (see the module doc), each sorted, largest first.
+    With one seed this is ``[identify_real(...)]`` (or ``[]``)."""
+    if len(xs) != len(rows) or len(set(xs)) != len(xs):
+        raise ValueError("real_classes needs one distinct x per row")
+    if len(xs) < threshold or not rows:
+        return []
+    parent: dict[int, int] = {}
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for circuit in _fundamental_circuits(_matrix(xs, rows, threshold)):
+        members = sorted(circuit)
+        for i in members:
+            parent.setdefault(i, i)
+        for i in members[1:]:
+            parent[find(i)] = find(members[0])
+    classes: dict[int, list[int]] = {}
+    for i in sorted(parent):
+        classes.setdefault(find(i), []).append(i)
+    return sorted(classes.values(), key=lambda c: (-len(c), c[0]))
 
 
 # ----------------------------------------------------------------------------- Shamir over Z_l

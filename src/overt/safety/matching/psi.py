@@ -52,8 +52,11 @@ Images that cannot be matched (quality below 50, undecodable) get a *decoy* bund
 vouchers, equally likely to be synthetic, so the server cannot tell them either.
 
 **Generations.** Shares use public coordinates ``x = device·G + (sequence mod G) + 1`` with
-``G`` = :attr:`PsiParams.generation_images`; every ``G`` images of a device start a new
-generation with fresh ``f`` and ``C`` (derived from the account's matching seed). The threshold
+``G`` = :attr:`PsiParams.generation_images`, ``device`` the device's matching slot (distinct per
+device of the account, handed out at linking) and ``sequence`` its own image counter; every
+``G`` images of a device start a new generation with fresh ``f`` and ``C`` (derived from the
+account's matching seed, which all its devices share, so their shares are points of one
+polynomial). The threshold
 counts matches within a generation; this bounds the synthetic vouchers the detection rows must
 absorb (``≤ D``) and the false-positive exposure of one secret.
 
@@ -545,21 +548,23 @@ class AccountMatches:
             held = [i for i in images.values() if i is not None]
             if len(held) < t:
                 continue
-            real = dhf.identify_real([i.x for i in held], [i.row for i in held], t)
-            if len(real) < t:
-                continue
-            points = [(held[i].x, held[i].y) for i in real]
-            if not dhf.consistent(points, t):
-                undecodable = True
-                continue
-            secret = dhf.interpolate_at_zero(points[:t])
-            for i in real:
-                img = held[i]
-                key = _payload_key(secret, img.k_img, img.image_id, img.table_commitment)
-                header = bytes((BUNDLE_VERSION,)) + img.table_commitment + img.image_id
-                try:
-                    payload = open_sealed(key, img.payload, header, PAYLOAD_LABEL)
-                except InvalidMessage:
+            # One class per seed that reached t (normally one: the account's; a device linked
+            # before seeds were shared at linking has its own, see dhf.real_classes).
+            for real in dhf.real_classes([i.x for i in held], [i.row for i in held], t):
+                if len(real) < t:
                     continue
-                revealed.append(RevealedImage(img.image_id, payload))
+                points = [(held[i].x, held[i].y) for i in real]
+                if not dhf.consistent(points, t):
+                    undecodable = True
+                    continue
+                secret = dhf.interpolate_at_zero(points[:t])
+                for i in real:
+                    img = held[i]
+                    key = _payload_key(secret, img.k_img, img.image_id, img.table_commitment)
+                    header = bytes((BUNDLE_VERSION,)) + img.table_commitment + img.image_id
+                    try:
+                        payload = open_sealed(key, img.payload, header, PAYLOAD_LABEL)
+                    except InvalidMessage:
+                        continue
+                    revealed.append(RevealedImage(img.image_id, payload))
         return ThresholdOutcome(tuple(revealed), self.opened, undecodable)

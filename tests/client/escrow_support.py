@@ -1,0 +1,199 @@
+"""An in-process deployment with access policy ``escrow`` for the client tests: the real relay
+(:func:`overt.server.create_app` over in-memory storage) with a manifest naming five
+custodians (threshold 3) and a court, no witnesses. Epoch keys are made by five in-process
+DKG participants signing as the custodians and published through the provider's own
+:meth:`~overt.server.lawful.LawfulAccess.publish_epoch`; warrants come from the court tool,
+are served, counted by custodian-signed receipts and unsealed by the provider's service,
+with the shared fake clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from overt.access import DkgParticipant
+from overt.access.dkg import (
+    ComplaintAnswer,
+    Complaints,
+    DealerCommitment,
+    DkgParameters,
+    session_id,
+    transcript_from_messages,
+)
+from overt.access.warrant import Warrant
+from overt.client import AsgiTransport, Client
+from overt.crypto import DeterministicRng, Ed25519PrivateKey, Point, sha256
+from overt.protocol import EscrowPolicy
+from overt.server import ServerConfig, ServerLimits, create_app
+from overt.server.config import TransparencyConfig, TransparencyKeys
+from overt.server.deployment import Deployment
+from overt.services import court as court_tool
+from overt.services.custodian_wire import (
+    EpochPublication,
+    MessageKind,
+    SignedMessage,
+    epoch_at,
+    sign_receipt,
+)
+from overt.storage import InProcessPubSub, open_memory
+from overt.transparency.entries import AccessReceipt
+from overt.transparency.manifest import Custodian, EscrowAccess
+
+from .support import Checkpointing, FakeClock, World
+
+DAY = 86_400
+DEPLOYMENT = "escrow.test"
+COURT = court_tool.Court("District Court", Ed25519PrivateKey.generate(DeterministicRng("court")))
+CUSTODIANS = [Ed25519PrivateKey.generate(DeterministicRng(f"custodian{i}")) for i in range(1, 6)]
+ESCROW = EscrowAccess(
+    custodians=tuple(
+        Custodian(f"Custodian {i}", f"http://127.0.0.1:{7100 + i}", k.public_key)
+        for i, k in enumerate(CUSTODIANS, start=1)
+    ),
+    threshold=3,
+    court_keys=(COURT.named_key,),
+    epoch_length_days=30,
+    retention_days=30,
+    max_seal_days=30,
+)
+
+
+@dataclass
+class EscrowWorld(World):
+    """A :class:`World` whose deployment sets access policy ``escrow``."""
+
+    @property
+    def lawful(self) -> Any:
+        return self.app.state.lawful  # type: ignore[attr-defined]
+
+    async def client_with_policy(self, profile: str, policy: EscrowPolicy) -> Client:
+        """The profile opened again with ``policy`` as an explicit override (the way a test
+        plays a sender that escrows to another key)."""
+        c = await Client.open(
+            self.tmp / profile, self.transport, clock=self.clock,
+            rng=DeterministicRng(f"client {profile} with {policy.epoch}"), policy=policy,
+        )  # fmt: skip
+        self.clients.append(c)
+        return c
+
+    def now_s(self) -> int:
+        return self.clock.now_ms() // 1000
+
+    def epoch_now(self) -> int:
+        return epoch_at(self.now_s(), ESCROW)
+
+    async def publish_epoch(self, epoch: int | None = None, attempt: int = 0) -> EscrowPolicy:
+        """Run the DKG among five in-process participants and have the provider log it."""
+        epoch = self.epoch_now() if epoch is None else epoch
+        publication, key = dkg(epoch, attempt)
+        await self.lawful.publish_epoch(publication)
+        return EscrowPolicy(epoch, key)
+
+    async def serve(self, targets: list[bytes], *, seal_days: int = 7) -> Warrant:
+        """A warrant on ``targets`` approved now (window: the next three days), served."""
+        now = self.now_s()
+        start = now - now % DAY + DAY
+        warrant = court_tool.make_warrant(
+            COURT, targets=targets, start=start, end=start + 3 * DAY, seal_days=seal_days,
+            cap=100, reference="AUTH-1", legal_basis="s.15", judge_reference="J. Doe",
+            now=now, rng=DeterministicRng(f"warrant {targets!r} {now}"),
+        )  # fmt: skip
+        await self.lawful.serve(court_tool.sign_warrant_file(COURT, warrant))
+        return warrant
+
+    async def receipt(self, warrant: Warrant, custodian: int, count: int) -> int:
+        """Custodian ``custodian`` (1-based) logs a receipt for ``count`` messages."""
+        key = CUSTODIANS[custodian - 1]
+        entry = AccessReceipt(warrant.warrant_id, key.public_key.raw, count, sha256(b"ctx"))
+        index: int = await self.lawful.log_receipt(entry.encode(), sign_receipt(entry, key))
+        return index
+
+    async def append(self, entry: Any) -> int:
+        """Append any entry to the provider's log (a provider that misbehaves)."""
+        (index,) = await self.app.state.log.append([entry])  # type: ignore[attr-defined]
+        return int(index)
+
+
+def dkg(epoch: int, attempt: int = 0) -> tuple[EpochPublication, Point]:
+    """Five in-process participants run the DKG of ``epoch``; every message signed as its
+    custodian (what ``overt custodian dkg`` sends the provider)."""
+    keys = [k.public_key.raw for k in CUSTODIANS]
+    params = DkgParameters(session_id(DEPLOYMENT, epoch, attempt, keys), epoch, 5, 3)
+    sid = params.session_id
+    ps = {
+        i: DkgParticipant(params, i, DeterministicRng(f"dkg{i} {epoch} {attempt}"))
+        for i in range(1, 6)
+    }
+    outs = {i: p.round1() for i, p in ps.items()}
+    for j, p in ps.items():
+        for i, out in outs.items():
+            if i != j:
+                p.receive_round1(out.commitment, out.share_for(j))
+    complaints = {j: p.round2() for j, p in ps.items()}
+    for j, p in ps.items():
+        for i, c in complaints.items():
+            if i != j:
+                p.receive_complaints(c)
+    answers = {i: a for i, p in ps.items() if (a := p.round3()) is not None}
+    shares = {j: p.finalize() for j, p in ps.items()}
+    transcript = shares[1].transcript
+
+    def signed(i: int, kind: MessageKind, body: bytes) -> SignedMessage:
+        return SignedMessage.sign(CUSTODIANS[i - 1], sid, kind, i, body)
+
+    publication = EpochPublication(
+        epoch,
+        attempt,
+        tuple(signed(i, MessageKind.COMMITMENT, o.commitment.encode()) for i, o in outs.items()),
+        tuple(signed(i, MessageKind.COMPLAINTS, c.encode()) for i, c in complaints.items()),
+        tuple(signed(i, MessageKind.ANSWER, a.encode()) for i, a in answers.items()),
+        tuple(signed(j, MessageKind.CONFIRMATION, sha256(transcript.encode())) for j in ps),
+    )
+    return publication, transcript.public_key()
+
+
+def transcript_of(publication: EpochPublication) -> bytes:
+    """The transcript a publication's messages give (as the provider recomputes it)."""
+    keys = [c.key.raw for c in ESCROW.custodians]
+    params = DkgParameters(
+        session_id(DEPLOYMENT, publication.epoch, publication.attempt, keys), publication.epoch,
+        5, 3,
+    )  # fmt: skip
+    return transcript_from_messages(
+        params,
+        {m.sender: DealerCommitment.decode(m.body) for m in publication.commitments},
+        {m.sender: Complaints.decode(m.body) for m in publication.complaints},
+        {m.sender: ComplaintAnswer.decode(m.body) for m in publication.answers},
+    ).encode()
+
+
+@pytest.fixture
+async def escrow_world(tmp_path: Path) -> AsyncIterator[EscrowWorld]:
+    clock = FakeClock()
+    storage = await open_memory()
+    keys = TransparencyKeys.generate(DeterministicRng("transparency"))
+    app = create_app(
+        ServerConfig(
+            franking_key=bytes(range(32)),
+            limits=ServerLimits(rate_burst=1_000_000),
+            transparency=TransparencyConfig(keys, Deployment(DEPLOYMENT, access=ESCROW)),
+        ),
+        storage,
+        InProcessPubSub(),
+        clock=clock.now_ms,
+        rng=DeterministicRng("server"),
+    )
+    transport = Checkpointing(AsgiTransport(app), app)
+    w = EscrowWorld(tmp_path, clock, app, transport)
+    try:
+        yield w
+    finally:
+        for c in w.clients:
+            await c.close()
+        await transport.aclose()
+        await storage.close()
