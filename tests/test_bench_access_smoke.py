@@ -11,7 +11,6 @@ here looks at timings.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,55 +22,28 @@ from bench import core  # noqa: E402
 from bench.__main__ import main  # noqa: E402
 from bench.groups import access  # noqa: E402
 
+from bench_kit import checked_rows, children, seed_results  # noqa: E402
+
 MESSAGES = 30
 INTERCEPTS = 6
 CHILD_MARKERS = (b"overt.cli.main", b"overt.services.witness", b"bench.server_wrapper")
 
 
-def _children() -> list[int]:
-    """Processes of ours still running a service the group started."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid() and any(m in cmdline for m in CHILD_MARKERS):
-            found.append(int(entry.name))
-    return found
-
-
 def test_access_group_writes_checked_rows(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    other = {"group": "protocol", "case": "c", "impl": "overt", "metric": "m", "value": 1.5,
-             "unit": "ms"}  # fmt: skip
-    stale = {**other, "group": access.NAME, "case": "stale"}
-    results.write_text(json.dumps([stale, other]), encoding="utf-8")
+    other = seed_results(results, access.NAME)
 
     argv = ["--only", access.NAME, "--results", str(results), "-q"]
     argv += ["--messages", str(MESSAGES), "--repeats", "1", "-p", "primitive_ops=5"]
     argv += ["-p", "batch=4", "-p", f"intercepts={INTERCEPTS}", "-p", "custodians=3"]
     argv += ["-p", "threshold=2", "-p", "checkpoint_ms=100"]
     assert main(argv) == 0
-    assert _children() == []
+    assert children(*CHILD_MARKERS) == []
 
-    rows = json.loads(results.read_text(encoding="utf-8"))
-    for row in rows:
-        assert list(row) == list(core.ROW_KEYS)
-        assert isinstance(row["value"], int | float) and not isinstance(row["value"], bool)
-    parsed = [core.Row.from_json(row) for row in rows]
-    assert parsed == core.sort_rows(parsed)
-    assert other in rows  # another group's rows survive
-
-    mine = [r for r in parsed if r.group == access.NAME]
+    mine = checked_rows(results, access.NAME, other)
     assert all(r.impl == core.OVERT for r in mine)
     by_key = {(r.case, r.metric): r.value for r in mine}
     assert len(by_key) == len(mine)
-    assert ("stale", "m") not in by_key
     expected_cases = {
         access.MESSAGE_NONE, access.MESSAGE_ESCROW, access.ACCESS_FIELD, access.PRIMITIVES,
         access.DKG_IN_PROCESS, access.DKG_PROCESSES, access.SHARES_IN_PROCESS,

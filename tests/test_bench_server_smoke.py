@@ -9,7 +9,6 @@ Nothing here looks at timings.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from bench import core  # noqa: E402
 from bench.__main__ import main  # noqa: E402
 from bench.groups import server  # noqa: E402
 from bench.loadgen import HttpConnection, LoadGenerator, percentile  # noqa: E402
+
+from bench_kit import checked_rows, children, seed_results  # noqa: E402
 
 CLIENTS = 4
 
@@ -63,52 +64,16 @@ def test_clients_come_in_pairs() -> None:
         LoadGenerator(["http://127.0.0.1:9"], 3)
 
 
-def _server_children() -> list[int]:
-    """Processes of ours still running the bench server."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if ppid == os.getpid() and b"bench.server_wrapper" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
 def test_server_group_writes_checked_rows(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
-    other = {
-        "group": "protocol",
-        "case": "c",
-        "impl": "overt",
-        "metric": "m",
-        "value": 1.5,
-        "unit": "ms",
-    }
-    stale = {**other, "group": "server", "case": "stale"}
-    results.write_text(json.dumps([stale, other]), encoding="utf-8")
+    other = seed_results(results, server.NAME)
 
     argv = ["--only", "server", "--results", str(results), "-q"]
     argv += ["-p", f"clients={CLIENTS}", "-p", "duration_s=1", "-p", "warmup_s=0.2"]
     assert main(argv) == 0
-    assert _server_children() == []
+    assert children(b"bench.server_wrapper") == []
 
-    rows = json.loads(results.read_text(encoding="utf-8"))
-    for row in rows:
-        assert list(row) == list(core.ROW_KEYS)
-        assert all(isinstance(row[k], str) and row[k] for k in core.ROW_KEYS if k != "value")
-        assert isinstance(row["value"], int | float)
-        assert not isinstance(row["value"], bool)
-    parsed = [core.Row.from_json(row) for row in rows]
-    assert parsed == core.sort_rows(parsed)
-    assert other in rows  # another group's rows survive
-
-    mine = [r for r in parsed if r.group == server.NAME]
+    mine = checked_rows(results, server.NAME, other)
     assert all(r.impl == core.OVERT for r in mine)  # no reported (unmeasured) peer rows
     by_key = {(r.case, r.metric): r for r in mine}
     expected = {

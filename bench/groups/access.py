@@ -15,7 +15,8 @@ Four parts, all in one run so the figures are comparable:
   DkgParticipant`, a perfect broadcast, no I/O), and a custodian's ``x_j·R`` for a batch of
   ``batch`` points with one batched DLEQ proof (:func:`overt.access.threshold.make_shares`),
   and the LEA's check of such an answer (:func:`~overt.access.threshold.verify_shares`).
-* **Real processes on loopback** (as ``tests/e2e/test_e2e_lawful.py`` runs them):
+* **Real processes on loopback** (started by :mod:`overt.launch_lawful`, as the end-to-end
+  tests and the demo start theirs):
   ``custodians`` ``overt custodian`` processes, a witness (``python -m overt.services.
   witness``) and the provider (the relay, ``bench/server_wrapper.py`` with its lawful-access
   routes and a deployment whose access policy is ``escrow``). Timed: the DKG as ``overt
@@ -39,11 +40,9 @@ medians over ``repeats`` repetitions.
 from __future__ import annotations
 
 import asyncio
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,6 @@ TARGET_MESSAGES: Final = 1000
 """Issue 5's target: 1,000 intercepted messages opened with 3 of 5 custodians in under 5 s
 (row ``lea-decrypt`` ``meets_5s_target``, 1 or 0, written only when ``intercepts`` is 1,000)."""
 ESCROW_EPOCH: Final = 1
-DAY: Final = 86_400
 COURT_NAME: Final = "Bench Court"
 
 # Case names (also used by the smoke test).
@@ -309,98 +307,41 @@ class _World:
 @contextmanager
 def _world(ctx: Context, tmp: Path, n: int, t: int, checkpoint_ms: int) -> Iterator[_World]:
     """Start ``n`` custodians, a witness and the provider; stop them all on the way out."""
-    import json  # noqa: PLC0415
-
     from bench import server_wrapper  # noqa: PLC0415
-    from overt import launch  # noqa: PLC0415
-    from overt.crypto import Ed25519PublicKey, SystemRng  # noqa: PLC0415
-    from overt.devservices import free_port  # noqa: PLC0415
-    from overt.server.config import load_or_create_transparency_keys  # noqa: PLC0415
-    from overt.server.deployment import (  # noqa: PLC0415
-        Deployment,
-        WitnessEndpoint,
-        encode_deployment,
-    )
+    from overt import launch_lawful  # noqa: PLC0415
+    from overt.crypto import SystemRng  # noqa: PLC0415
     from overt.services import court as court_tool  # noqa: PLC0415
-    from overt.services.custodian import PUBLIC_FILE_NAME  # noqa: PLC0415
-    from overt.services.custodian_wire import b64d, epoch_at  # noqa: PLC0415
-    from overt.transparency.manifest import Custodian, EscrowAccess  # noqa: PLC0415
-    from overt.transparency.note import VerifierKey  # noqa: PLC0415
 
-    port = free_port()
-    provider = f"http://127.0.0.1:{port}"
-    services: list[launch.Service] = []
-    try:
-        dirs = [tmp / f"custodian{j}" for j in range(1, n + 1)]
-        for j, d in enumerate(dirs, start=1):
-            args = ["custodian", "--data-dir", str(d), "--index", str(j), "--name",
-                    f"Custodian {j}", "--provider", provider, "--port", "0"]  # fmt: skip
-            services.append(launch.Service(f"custodian {j}", args))
-        with ThreadPoolExecutor(n) as pool:  # the processes start side by side
-            urls = list(pool.map(launch.Service.start, services))
+    with launch_lawful.start_parties(tmp, n) as parties:
         court = court_tool.keygen(tmp / "court", COURT_NAME, SystemRng())
-        provider_dir = tmp / "provider"
-        keys, _ = load_or_create_transparency_keys(provider_dir, SystemRng())
-        witness = launch.Service(
-            "witness",
-            [sys.executable, "-m", "overt.services.witness", "--data-dir", str(tmp / "witness"),
-             "--log-vkey", keys.log.verifier_key.to_text(), "--port", "0"],
-            raw_argv=True,
-        )  # fmt: skip
-        services.append(witness)
-        witness_url = witness.start()
-        witness_vkey = VerifierKey.from_text((tmp / "witness" / "witness.vkey").read_text().strip())
-
-        def custodian_key(d: Path) -> Ed25519PublicKey:
-            doc = json.loads((d / PUBLIC_FILE_NAME).read_text())
-            return Ed25519PublicKey.from_bytes(b64d(doc["key"], "custodian key"))
-
-        escrow = EscrowAccess(
-            custodians=tuple(
-                Custodian(f"Custodian {j}", url, custodian_key(d))
-                for j, (d, url) in enumerate(zip(dirs, urls, strict=True), start=1)
-            ),
-            threshold=t,
-            court_keys=(court.named_key,),
-            epoch_length_days=30,
-            retention_days=30,
-            max_seal_days=30,
+        escrow = parties.escrow(t, [court.named_key])
+        parties.write_deployment(parties.deployment("bench.access", escrow))
+        parties.start(
+            server_wrapper.service(
+                parties.provider_dir, parties.port, checkpoint_interval_ms=checkpoint_ms
+            )
         )
-        deployment = Deployment(
-            name="bench.access",
-            witnesses=(WitnessEndpoint("Witness One", witness_url, witness_vkey),),
-            quorum=1,
-            access=escrow,
-        )
-        (provider_dir / "deployment.json").write_bytes(encode_deployment(deployment))
-        server = server_wrapper.service(provider_dir, port, checkpoint_interval_ms=checkpoint_ms)
-        services.append(server)
-        server.start()
         ctx.progress(
-            f"{n} custodian processes, a witness and the provider at {provider} "
+            f"{n} custodian processes, a witness and the provider at {parties.provider} "
             f"(checkpoints every {checkpoint_ms} ms)"
         )
-        yield _World(tmp, provider, urls, court, escrow, epoch_at(int(time.time()), escrow))
-        for svc in services:
-            if not svc.running():
-                raise BenchError(f"{svc.name} exited during the run:\n{svc.output()}")
-    finally:
-        for svc in reversed(services):
-            svc.stop()
+        yield _World(
+            tmp, parties.provider, parties.custodians, court, escrow,
+            launch_lawful.current_epoch(escrow),
+        )  # fmt: skip
+        for svc in parties.exited():
+            raise BenchError(f"{svc.name} exited during the run:\n{svc.output()}")
 
 
 def _warrant(world: _World, target: str, cap: int) -> bytes:
     """Approved 24 hours ago (a warrant may not reach back before its approval, and a
     custodian judges a message by its whole UTC day), window from today's midnight."""
-    from overt.crypto import SystemRng  # noqa: PLC0415
+    from overt.launch_lawful import warrant_from_today  # noqa: PLC0415
     from overt.services import court as court_tool  # noqa: PLC0415
 
-    now = int(time.time())
-    today = now - now % DAY
-    warrant = court_tool.make_warrant(
-        world.court, targets=[target.encode()], start=today, end=today + 3 * DAY, seal_days=7,
-        cap=cap, reference="AUTH-BENCH", legal_basis="benchmark", judge_reference="J. Bench",
-        now=now - DAY, rng=SystemRng(),
+    warrant = warrant_from_today(
+        world.court, [target.encode()], days=3, seal_days=7, cap=cap, reference="AUTH-BENCH",
+        legal_basis="benchmark", judge_reference="J. Bench",
     )  # fmt: skip
     return court_tool.sign_warrant_file(world.court, warrant)
 

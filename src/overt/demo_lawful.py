@@ -11,58 +11,33 @@ Then the notification date comes — the provider's unsealing runs with the date
 names, instead of waiting days — the target's client shows the notice, and an auditor recounts
 the same log: the receipts match the decryptions.
 
-Everything runs in a temporary directory and every process is stopped at the end, also on
-failure. :func:`lawful_walkthrough` is the one entry point (``overt.demo`` calls it).
+The deployment is started by :mod:`overt.launch_lawful` (as the end-to-end tests and the
+``access`` benchmark start theirs). Everything runs in a temporary directory and every process
+is stopped at the end, also on failure. :func:`lawful_walkthrough` is the one entry point
+(``overt.demo`` calls it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import socket
+import contextlib
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import uvicorn
-
-from overt import launch
+from overt import launch_lawful
 from overt.client import Client, HttpTransport
 from overt.client.body import Body
-from overt.crypto import Ed25519PrivateKey, Ed25519PublicKey, SystemRng
+from overt.crypto import Ed25519PrivateKey, SystemRng
 from overt.errors import DecodeError, LocalError
-from overt.server import ServerConfig, create_app
-from overt.server.config import (
-    TransparencyConfig,
-    load_or_create_franking_key,
-    load_or_create_transparency_keys,
-)
-from overt.server.deployment import Deployment, WitnessEndpoint
 from overt.services import court as court_tool
 from overt.services import lea
-from overt.services.custodian import PUBLIC_FILE_NAME
 from overt.services.custodian_client import run_dkg
-from overt.services.custodian_wire import b64d, epoch_at
-from overt.storage import InProcessPubSub, open_sqlite
-from overt.transparency.manifest import Custodian, EscrowAccess
-from overt.transparency.note import VerifierKey
 
-DAY = 86_400
 CUSTODIANS = 3
 THRESHOLD = 2
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _custodian_key(data_dir: Path) -> Ed25519PublicKey:
-    doc = json.loads((data_dir / PUBLIC_FILE_NAME).read_text())
-    return Ed25519PublicKey.from_bytes(b64d(doc["key"], "custodian key"))
+CHECKPOINT_MS = 200
 
 
 def _text(body: bytes) -> str:
@@ -87,85 +62,35 @@ async def lawful_walkthrough(work: Path, say: Callable[[str], None] = print) -> 
     say("\n== Accountable lawful access: a warrant from court to notice ==")
     rng = SystemRng()
     root = work / "lawful"
-    provider_dir = root / "provider"
-    provider = f"http://127.0.0.1:{_free_port()}"
-    services: list[launch.Service] = []
-    transport: HttpTransport | None = None
-    clients: list[Client] = []
-    storage = None
-    server: uvicorn.Server | None = None
-    serving: asyncio.Task[None] | None = None
-    try:
-        dirs = [root / f"custodian{j}" for j in range(1, CUSTODIANS + 1)]
-        for j, d in enumerate(dirs, start=1):
-            args = ["custodian", "--data-dir", str(d), "--index", str(j), "--name"]
-            args += [f"Custodian {j}", "--provider", provider, "--port", "0"]
-            services.append(launch.Service(f"custodian {j}", args))
-        keys, _ = load_or_create_transparency_keys(provider_dir, rng)
-        witness = launch.Service(
-            "witness",
-            [sys.executable, "-m", "overt.services.witness", "--data-dir", str(root / "witness"),
-             "--log-vkey", keys.log.verifier_key.to_text(), "--port", "0"],
-            raw_argv=True,
-        )  # fmt: skip
-        services.append(witness)
-        with ThreadPoolExecutor(len(services)) as pool:  # the processes start side by side
-            urls = list(pool.map(launch.Service.start, services))
-        custodian_urls, witness_url = urls[:-1], urls[-1]
+    async with contextlib.AsyncExitStack() as stack:
+        parties = stack.enter_context(launch_lawful.start_parties(root, CUSTODIANS, rng))
+        provider, custodian_urls = parties.provider, parties.custodians
         say(f"{CUSTODIANS} custodians run as separate processes, each with its own key store; "
             f"a witness runs too")  # fmt: skip
 
         court = court_tool.Court("District Court", Ed25519PrivateKey.generate(rng))
-        escrow = EscrowAccess(
-            custodians=tuple(
-                Custodian(f"Custodian {j}", url, _custodian_key(d))
-                for j, (d, url) in enumerate(zip(dirs, custodian_urls, strict=True), start=1)
-            ),
-            threshold=THRESHOLD,
-            court_keys=(court.named_key,),
-            epoch_length_days=30,
-            retention_days=30,
-            max_seal_days=30,
-        )
-        witness_vkey = VerifierKey.from_text(
-            (root / "witness" / "witness.vkey").read_text().strip()
-        )
-        deployment = Deployment(
-            name="lawful.demo",
-            witnesses=(WitnessEndpoint("Witness One", witness_url, witness_vkey),),
-            quorum=1,
-            access=escrow,
-        )
-        storage = await open_sqlite(provider_dir / "server.db")
-        transparency = TransparencyConfig(
-            keys, deployment, checkpoint_interval_ms=200, witness_timeout_ms=2000
-        )
-        app = create_app(
-            ServerConfig(load_or_create_franking_key(provider_dir, rng), transparency=transparency),
-            storage,
-            InProcessPubSub(),
-            rng=rng,
-        )
-        port = int(provider.rsplit(":", 1)[1])
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)
-        )
-        serving = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
+        escrow = parties.escrow(THRESHOLD, [court.named_key])
+        lawful, _ = await stack.enter_async_context(
+            launch_lawful.serve_provider(
+                parties.provider_dir, parties.deployment("lawful.demo", escrow), parties.port,
+                checkpoint_ms=CHECKPOINT_MS, rng=rng,
+            )
+        )  # fmt: skip
         say(f"the provider serves policy 'escrow' at {provider}: its manifest names the "
             f"custodians ({THRESHOLD} of {CUSTODIANS}), the court and the witness")  # fmt: skip
 
-        epoch = epoch_at(int(time.time()), escrow)
+        epoch = launch_lawful.current_epoch(escrow)
         dkg = await run_dkg(epoch, custodian_urls, provider)
         say(f"the custodians ran a distributed key generation for escrow epoch {epoch} "
             f"({dkg.seconds:.2f} s): nobody holds the epoch secret; the provider checked "
             f"their signed transcript and logged the key (log entry {dkg.index})")  # fmt: skip
 
         transport = HttpTransport(provider)
+        stack.push_async_callback(transport.aclose)
         alice = await Client.open(root / "alice", transport)
+        stack.push_async_callback(alice.close)
         bob = await Client.open(root / "bob", transport)
-        clients += [alice, bob]
+        stack.push_async_callback(bob.close)
         await alice.create_account("alice")
         await bob.create_account("bob")
         say(f"alice's and bob's clients show: {await alice.policy_description()}")
@@ -176,12 +101,9 @@ async def lawful_walkthrough(work: Path, say: Callable[[str], None] = print) -> 
             f"{used.log_index}, proven under a cosigned checkpoint and checked against the "
             "custodians' transcript — nobody passed them a key")  # fmt: skip
 
-        now = int(time.time())
-        midnight = now - now % DAY
-        warrant = court_tool.make_warrant(
-            court, targets=[b"alice"], start=midnight, end=midnight + 2 * DAY, seal_days=3,
-            cap=10, reference="AUTH-DEMO-1", legal_basis="Investigatory Powers Act s.15",
-            judge_reference="J. Doe", now=now - DAY, rng=rng,
+        warrant = launch_lawful.warrant_from_today(
+            court, [b"alice"], days=2, seal_days=3, cap=10, reference="AUTH-DEMO-1",
+            legal_basis="Investigatory Powers Act s.15", judge_reference="J. Doe", rng=rng,
         )  # fmt: skip
         document = court_tool.sign_warrant_file(court, warrant)
         say("the court signed a warrant on alice for today and tomorrow (approved yesterday: "
@@ -216,7 +138,6 @@ async def lawful_walkthrough(work: Path, say: Callable[[str], None] = print) -> 
         await alice.check_log()
         say(f"before the notification date alice's client shows {len(alice.notices())} "
             "notice(s): the log says a warrant exists, not whom it names")  # fmt: skip
-        lawful = app.state.lawful
         unsealed = await lawful.unseal_due(warrant.sealed_until)
         say(f"the notification date comes (the demo runs the provider's unsealing with the "
             f"warrant's date instead of waiting 3 days): the opening is logged at entry "
@@ -235,18 +156,6 @@ async def lawful_walkthrough(work: Path, say: Callable[[str], None] = print) -> 
             f"unsealed, {tally.receipts} custodian receipt(s), at most "
             f"{tally.messages_bound(trust.threshold)} message(s) decrypted — the agency "
             f"decrypted {report.opened}; {len(audit.flags)} flag(s)")  # fmt: skip
-    finally:
-        for c in clients:
-            await c.close()
-        if transport is not None:
-            await transport.aclose()
-        if server is not None and serving is not None:
-            server.should_exit = True
-            await serving
-        if storage is not None:
-            await storage.close()
-        for svc in reversed(services):
-            svc.stop()
     say("every lawful-access party stopped")
 
 

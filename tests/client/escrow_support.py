@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from overt.access import DkgParticipant
+from custodian_kit import CUSTODIANS, custodian_entries, signed_publication
 from overt.access.dkg import (
     ComplaintAnswer,
     Complaints,
@@ -26,35 +26,23 @@ from overt.access.dkg import (
     transcript_from_messages,
 )
 from overt.access.warrant import Warrant
-from overt.client import AsgiTransport, Client
+from overt.client import Client
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, Point, sha256
 from overt.protocol import EscrowPolicy
-from overt.server import ServerConfig, ServerLimits, create_app
 from overt.server.config import TransparencyConfig, TransparencyKeys
 from overt.server.deployment import Deployment
 from overt.services import court as court_tool
-from overt.services.custodian_wire import (
-    EpochPublication,
-    MessageKind,
-    SignedMessage,
-    epoch_at,
-    sign_receipt,
-)
-from overt.storage import InProcessPubSub, open_memory
+from overt.services.custodian_wire import EpochPublication, epoch_at, sign_receipt
 from overt.transparency.entries import AccessReceipt
-from overt.transparency.manifest import Custodian, EscrowAccess
+from overt.transparency.manifest import EscrowAccess
 
-from .support import Checkpointing, FakeClock, World
+from .support import World, running, server_config
 
 DAY = 86_400
 DEPLOYMENT = "escrow.test"
 COURT = court_tool.Court("District Court", Ed25519PrivateKey.generate(DeterministicRng("court")))
-CUSTODIANS = [Ed25519PrivateKey.generate(DeterministicRng(f"custodian{i}")) for i in range(1, 6)]
 ESCROW = EscrowAccess(
-    custodians=tuple(
-        Custodian(f"Custodian {i}", f"http://127.0.0.1:{7100 + i}", k.public_key)
-        for i, k in enumerate(CUSTODIANS, start=1)
-    ),
+    custodians=custodian_entries(),
     threshold=3,
     court_keys=(COURT.named_key,),
     epoch_length_days=30,
@@ -124,35 +112,8 @@ def dkg(epoch: int, attempt: int = 0) -> tuple[EpochPublication, Point]:
     custodian (what ``overt custodian dkg`` sends the provider)."""
     keys = [k.public_key.raw for k in CUSTODIANS]
     params = DkgParameters(session_id(DEPLOYMENT, epoch, attempt, keys), epoch, 5, 3)
-    sid = params.session_id
-    ps = {
-        i: DkgParticipant(params, i, DeterministicRng(f"dkg{i} {epoch} {attempt}"))
-        for i in range(1, 6)
-    }
-    outs = {i: p.round1() for i, p in ps.items()}
-    for j, p in ps.items():
-        for i, out in outs.items():
-            if i != j:
-                p.receive_round1(out.commitment, out.share_for(j))
-    complaints = {j: p.round2() for j, p in ps.items()}
-    for j, p in ps.items():
-        for i, c in complaints.items():
-            if i != j:
-                p.receive_complaints(c)
-    answers = {i: a for i, p in ps.items() if (a := p.round3()) is not None}
-    shares = {j: p.finalize() for j, p in ps.items()}
-    transcript = shares[1].transcript
-
-    def signed(i: int, kind: MessageKind, body: bytes) -> SignedMessage:
-        return SignedMessage.sign(CUSTODIANS[i - 1], sid, kind, i, body)
-
-    publication = EpochPublication(
-        epoch,
-        attempt,
-        tuple(signed(i, MessageKind.COMMITMENT, o.commitment.encode()) for i, o in outs.items()),
-        tuple(signed(i, MessageKind.COMPLAINTS, c.encode()) for i, c in complaints.items()),
-        tuple(signed(i, MessageKind.ANSWER, a.encode()) for i, a in answers.items()),
-        tuple(signed(j, MessageKind.CONFIRMATION, sha256(transcript.encode())) for j in ps),
+    publication, transcript = signed_publication(
+        params, CUSTODIANS, lambda i: f"dkg{i} {epoch} {attempt}", attempt=attempt
     )
     return publication, transcript.public_key()
 
@@ -174,26 +135,9 @@ def transcript_of(publication: EpochPublication) -> bytes:
 
 @pytest.fixture
 async def escrow_world(tmp_path: Path) -> AsyncIterator[EscrowWorld]:
-    clock = FakeClock()
-    storage = await open_memory()
     keys = TransparencyKeys.generate(DeterministicRng("transparency"))
-    app = create_app(
-        ServerConfig(
-            franking_key=bytes(range(32)),
-            limits=ServerLimits(rate_burst=1_000_000),
-            transparency=TransparencyConfig(keys, Deployment(DEPLOYMENT, access=ESCROW)),
-        ),
-        storage,
-        InProcessPubSub(),
-        clock=clock.now_ms,
-        rng=DeterministicRng("server"),
+    config = server_config(
+        transparency=TransparencyConfig(keys, Deployment(DEPLOYMENT, access=ESCROW))
     )
-    transport = Checkpointing(AsgiTransport(app), app)
-    w = EscrowWorld(tmp_path, clock, app, transport)
-    try:
+    async with running(tmp_path, config, make=EscrowWorld) as (w, _):
         yield w
-    finally:
-        for c in w.clients:
-            await c.close()
-        await transport.aclose()
-        await storage.close()

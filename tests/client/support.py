@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
-from overt.client import Client, PushChannel, RequestSigner, Response, Transport
-from overt.crypto import DeterministicRng
+from overt.client import AsgiTransport, Client, PushChannel, RequestSigner, Response, Transport
+from overt.crypto import DeterministicRng, Rng
+from overt.server import ServerConfig, ServerLimits, create_app
+from overt.storage import InProcessPubSub, Storage, open_memory
 
 START_MS = 1_760_000_000_000
 
@@ -182,3 +185,45 @@ class World:
 
     def interposer(self) -> Interposer:
         return Interposer(self.transport)
+
+
+W = TypeVar("W", bound=World)
+
+
+def server_config(**changes: Any) -> ServerConfig:
+    """The relay's configuration in these tests (``changes`` added). The fake clock does not
+    refill rate buckets, and the limiter is not under test here."""
+    return ServerConfig(
+        franking_key=bytes(range(32)), limits=ServerLimits(rate_burst=1_000_000), **changes
+    )
+
+
+@asynccontextmanager
+async def running(
+    tmp: Path,
+    config: ServerConfig | None = None,
+    *,
+    rng: Rng | None = None,
+    make: Callable[[Path, FakeClock, Any, Transport], W] = World,  # type: ignore[assignment]
+    wrap: Callable[[Transport, Any], Transport] = Checkpointing,
+) -> AsyncIterator[tuple[W, Storage]]:
+    """The real relay in process over in-memory storage, and a world (``make``) whose clients
+    reach it through ``wrap`` around :class:`AsgiTransport`; every client, the transport and
+    the storage are closed afterwards."""
+    clock = FakeClock()
+    storage = await open_memory()
+    try:
+        app = create_app(
+            config or server_config(), storage, InProcessPubSub(), clock=clock.now_ms,
+            rng=rng or DeterministicRng("server"),
+        )  # fmt: skip
+        transport = wrap(AsgiTransport(app), app)
+        world = make(tmp, clock, app, transport)
+        try:
+            yield world, storage
+        finally:
+            for c in world.clients:
+                await c.close()
+            await transport.aclose()
+    finally:
+        await storage.close()

@@ -68,7 +68,7 @@ CLIENT_API = {
     "accept_new_identity", "refill_prekeys",
     # groups
     "create_group", "add_members", "remove_members", "rename_group", "leave_group",
-    "send_group", "groups", "group_info", "group_members", "group_history",
+    "send_group", "send_group_attachment", "groups", "group_info", "group_members", "group_history",
     # key transparency
     "policy_description", "check_log", "alarms", "acknowledge_alarms",
     # lawful access

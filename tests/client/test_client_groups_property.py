@@ -11,12 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from overt.client import AsgiTransport, Client
-from overt.crypto import DeterministicRng
-from overt.server import ServerConfig, ServerLimits, create_app
-from overt.storage import InProcessPubSub, open_memory
+from overt.client import Client
 
-from .support import Checkpointing, FakeClock, World
+from .support import running
 
 NAMES = ("alice", "bob", "carol", "dave")
 
@@ -29,18 +26,7 @@ ops = st.lists(
 
 
 async def _run(tmp: Path, steps: list[Op]) -> None:
-    clock = FakeClock()
-    storage = await open_memory()
-    app = create_app(
-        ServerConfig(franking_key=bytes(range(32)), limits=ServerLimits(rate_burst=1_000_000)),
-        storage,
-        InProcessPubSub(),
-        clock=clock.now_ms,
-        rng=DeterministicRng("server"),
-    )
-    transport = Checkpointing(AsgiTransport(app), app)
-    world = World(tmp, clock, app, transport)
-    try:
+    async with running(tmp) as (world, _):
         clients: dict[str, Client] = {n: await world.user(n, n) for n in NAMES}
         members = {"alice", "bob", "carol"}
         ever = set(members)
@@ -69,7 +55,7 @@ async def _run(tmp: Path, steps: list[Op]) -> None:
                 ever.add(who)
             elif op == "sync":
                 await clients[who].sync()
-            clock.advance(1000)
+            world.clock.advance(1000)
         for who in sorted(members):  # a last word from everyone still in the group
             counter += 1
             text = f"{who} #{counter}"
@@ -86,11 +72,6 @@ async def _run(tmp: Path, steps: list[Op]) -> None:
             got = [m.text for m in await clients[n].group_history("g", 1000) if not m.outgoing]
             assert sorted(got) == sorted(expected[n]), n
             assert len(got) == len(set(got)), n
-    finally:
-        for c in world.clients:
-            await c.close()
-        await transport.aclose()
-        await storage.close()
 
 
 @settings(

@@ -12,51 +12,44 @@ from pathlib import Path
 
 import pytest
 
-from overt.client import AsgiTransport, Client, LinkApproval, ServerUnreachable
+from overt.client import Client, LinkApproval, ServerUnreachable
 from overt.client.matching import MatchingState
-from overt.client.transport import RequestSigner, Response, Transport
+from overt.client.transport import Transport
 from overt.crypto import DeterministicRng
 from overt.errors import DecodeError, ProtocolViolation
 from overt.safety.matching import ProviderKey, RefusalReason
-from overt.server import ServerConfig, ServerLimits, create_app
 from overt.server.config import TransparencyConfig, TransparencyKeys
 from overt.server.deployment import Deployment
 from overt.server.matching import publish_version
-from overt.storage import InProcessPubSub, Storage, open_memory
+from overt.storage import Storage
 from overt.storage.matching import ListVersion
 from overt.storage.moderation import ItemState
 from safety import matching_kit as kit
 
-from .support import Checkpointing, FakeClock, World
+from .support import Call, Checkpointing, Interposer, World, running, server_config
 
 BUNDLES = "/v1/matching/bundles"
 
 
-class Counting(Checkpointing):
-    """Counts bundle uploads and table downloads; ``down`` makes uploads fail as if the server
-    were unreachable."""
+class Counting(Interposer):
+    """Counts bundle uploads (``log`` keeps every request); ``down`` makes uploads fail as if
+    the server were unreachable."""
 
     def __init__(self, inner: Transport, app: object) -> None:
-        super().__init__(inner, app)
+        super().__init__(Checkpointing(inner, app))
         self.bundles = 0
         self.down = False
-        self.targets: list[str] = []
+        self.hooks.append(self._count)
 
-    async def request(
-        self,
-        method: str,
-        target: str,
-        *,
-        json: object | None = None,
-        content: bytes | None = None,
-        signer: RequestSigner | None = None,
-    ) -> Response:
-        self.targets.append(target)
-        if target == BUNDLES:
+    async def _count(self, call: Call) -> None:
+        if call.target == BUNDLES:
             if self.down:
                 raise ServerUnreachable("the test cut the line")
             self.bundles += 1
-        return await super().request(method, target, json=json, content=content, signer=signer)
+
+    @property
+    def targets(self) -> list[str]:
+        return [target for _, target in self.log]
 
 
 @dataclass
@@ -87,35 +80,19 @@ class MatchWorld:
 
 @pytest.fixture
 async def mworld(tmp_path: Path) -> AsyncIterator[MatchWorld]:
-    clock = FakeClock()
-    storage = await open_memory()
     rng = DeterministicRng("matching server")
     key = ProviderKey.generate(rng)
     orgs = kit.orgs()
-    app = create_app(
-        ServerConfig(
-            franking_key=bytes(range(32)),
-            limits=ServerLimits(rate_burst=1_000_000),
-            transparency=TransparencyConfig(
-                TransparencyKeys.generate(rng), Deployment(safety=orgs.safety())
-            ),
-            matching_key=key.export_secret(),
+    config = server_config(
+        transparency=TransparencyConfig(
+            TransparencyKeys.generate(rng), Deployment(safety=orgs.safety())
         ),
-        storage,
-        InProcessPubSub(),
-        clock=clock.now_ms,
-        rng=rng,
+        matching_key=key.export_secret(),
     )
-    await app.state.publisher.ensure()
-    transport = Counting(AsgiTransport(app), app)
-    w = World(tmp_path, clock, app, transport)
-    try:
-        yield MatchWorld(w, storage, key, orgs, transport)
-    finally:
-        for c in w.clients:
-            await c.close()
-        await transport.aclose()
-        await storage.close()
+    async with running(tmp_path, config, rng=rng, wrap=Counting) as (w, storage):
+        await w.app.state.publisher.ensure()  # type: ignore[attr-defined]
+        assert isinstance(w.transport, Counting)
+        yield MatchWorld(w, storage, key, orgs, w.transport)
 
 
 async def pair(m: MatchWorld) -> tuple[Client, Client]:
@@ -154,7 +131,7 @@ async def test_a_new_version_arrives_as_a_delta_and_is_verified(mworld: MatchWor
         store=mworld.storage.matching, log=mworld.world.app.state.log,  # type: ignore[attr-defined]
         policy=mworld.orgs.policy(), package=package, entry=entry, now_ms=2,
     )  # fmt: skip
-    mworld.transport.targets.clear()
+    mworld.transport.log.clear()
     status = await alice.refresh_matching()
     assert status.state is MatchingState.READY and status.version == 2
     assert "/v1/matching/delta/2" in mworld.transport.targets
@@ -215,26 +192,13 @@ async def test_a_bundle_that_cannot_be_uploaded_waits_and_goes_later(mworld: Mat
 
 
 async def test_matching_off_hashes_nothing(tmp_path: Path) -> None:
-    clock = FakeClock()
-    storage = await open_memory()
-    try:
-        app = create_app(ServerConfig(franking_key=bytes(range(32)),
-                                      limits=ServerLimits(rate_burst=1_000_000)),
-                         storage, InProcessPubSub(), clock=clock.now_ms,
-                         rng=DeterministicRng("server"))  # fmt: skip
-        transport = Counting(AsgiTransport(app), app)
-        w = World(tmp_path, clock, app, transport)
+    async with running(tmp_path, wrap=Counting) as (w, _):
         alice = await w.user("alice", "alice")
         await w.user("bob", "bob")
         await alice.send_attachment("bob", kit.png(kit.near_duplicate(0)), content_type="image/png")
-        assert transport.bundles == 0
+        assert isinstance(w.transport, Counting) and w.transport.bundles == 0
         assert (await alice.refresh_matching()).state is MatchingState.OFF
         assert "known-content matching: off" in alice.matching_status().describe()
-        for c in w.clients:
-            await c.close()
-        await transport.aclose()
-    finally:
-        await storage.close()
 
 
 # ----------------------------------------------------------------------------- one account

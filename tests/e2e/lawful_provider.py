@@ -1,5 +1,6 @@
 """A provider process for the lawful-access end-to-end tests: the real relay server
-(:func:`overt.server.create_app` over SQLite, with its transparency log, checkpointer and
+(:func:`overt.launch_lawful.serve_provider`, the one the demo serves too:
+:func:`overt.server.create_app` over SQLite, with its transparency log, checkpointer and
 witnesses), which mounts the lawful-access routes and the interception hook itself; this
 process adds only a faster unsealing loop for the tests.
 
@@ -22,65 +23,34 @@ import contextlib
 import signal
 from pathlib import Path
 
-import uvicorn
-
-from overt.crypto import SystemRng
-from overt.server import ServerConfig, create_app
-from overt.server.config import (
-    TransparencyConfig,
-    load_or_create_franking_key,
-    load_or_create_transparency_keys,
-)
-from overt.server.deployment import read_deployment
-from overt.server.lawful import LawfulAccess
-from overt.storage import InProcessPubSub, open_sqlite
+from overt.launch_lawful import serve_provider
+from overt.server.deployment import DEPLOYMENT_FILE, read_deployment
 
 UNSEAL_EVERY_S = 0.5
 UNSEAL_CLOCK_FILE = "unseal-at"
 
 
 async def serve(data_dir: Path, port: int, checkpoint_ms: int) -> None:
-    rng = SystemRng()
-    keys, _ = load_or_create_transparency_keys(data_dir, rng)
-    deployment = read_deployment(data_dir / "deployment.json")
-    franking = load_or_create_franking_key(data_dir, rng)
-    storage = await open_sqlite(data_dir / "server.db")
-    assert storage.warrants and storage.intercepts and storage.epochs
-    transparency = TransparencyConfig(
-        keys, deployment, checkpoint_interval_ms=checkpoint_ms, witness_timeout_ms=2000
-    )
-    app = create_app(
-        ServerConfig(franking, transparency=transparency),
-        storage,
-        InProcessPubSub(),
-        rng=rng,
-    )
-    # create_app mounts the lawful-access routes and the interception hook itself.
-    lawful: LawfulAccess = app.state.lawful
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
+    deployment = read_deployment(data_dir / DEPLOYMENT_FILE)
+    async with serve_provider(data_dir, deployment, port, checkpoint_ms=checkpoint_ms) as (
+        lawful,
+        serving,
+    ):
 
-    async def unseal() -> None:
-        while True:
-            await asyncio.sleep(UNSEAL_EVERY_S)
-            with contextlib.suppress(Exception):
-                injected = data_dir / UNSEAL_CLOCK_FILE
-                now = int(injected.read_text()) if injected.exists() else None
-                await lawful.unseal_due(now)
+        async def unseal() -> None:
+            while True:
+                await asyncio.sleep(UNSEAL_EVERY_S)
+                with contextlib.suppress(Exception):
+                    injected = data_dir / UNSEAL_CLOCK_FILE
+                    now = int(injected.read_text()) if injected.exists() else None
+                    await lawful.unseal_due(now)
 
-    async def announce() -> None:
-        while not server.started:
-            await asyncio.sleep(0.01)
         print(f"lawful provider listening on http://127.0.0.1:{port}", flush=True)
-
-    tasks = [asyncio.ensure_future(unseal()), asyncio.ensure_future(announce())]
-    try:
-        await server.serve()
-    finally:
-        for t in tasks:
-            t.cancel()
-        await storage.close()
+        unsealing = asyncio.ensure_future(unseal())
+        try:
+            await serving
+        finally:
+            unsealing.cancel()
 
 
 def main() -> None:

@@ -3,7 +3,8 @@ custodians (``overt custodian``), a witness, and the provider (the relay with th
 router mounted, ``lawful_provider.py``); the court and the agency are the ``overt court`` and
 ``overt lea`` command lines; people are real clients sending through the relay.
 
-The module starts the processes once and runs the DKG among the five custodians with
+The module starts the processes once (:mod:`overt.launch_lawful`, as the demo and the
+``access`` benchmark do) and runs the DKG among the five custodians with
 ``overt custodian dkg``; every test then works with warrants of its own. The court approves
 the main warrants *yesterday* (the library takes the approval time), because a custodian
 opens a message only if its whole UTC day lies inside the window and a warrant may not reach
@@ -20,19 +21,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from overt import launch
+from overt import launch, launch_lawful
 from overt.access import AccessItem, AccessRequest, ShareResponse
 from overt.access.custodian_policy import GroupMembers
 from overt.access.warrant import (
@@ -46,24 +45,22 @@ from overt.access.warrant import (
     new_warrant_id,
 )
 from overt.client import Client, HttpTransport
-from overt.crypto import Ed25519PrivateKey, Ed25519PublicKey, Point, SystemRng
+from overt.crypto import Ed25519PrivateKey, Point, SystemRng
 from overt.protocol import EscrowPolicy, access
-from overt.server.config import load_or_create_transparency_keys
-from overt.server.deployment import Deployment, WitnessEndpoint, encode_deployment
 from overt.services import court as court_tool
 from overt.services import lea
-from overt.services.custodian import PUBLIC_FILE_NAME, load_or_create_keys, read_admin_token
+from overt.services.custodian import load_or_create_keys, read_admin_token
 from overt.services.custodian_client import (
     CustodianClient,
     InterceptedEnvelope,
     ProviderClient,
     run_dkg,
 )
-from overt.services.custodian_wire import b64d, b64e, epoch_at, epoch_span, sign_receipt
+from overt.services.custodian_wire import b64d, b64e, epoch_span, sign_receipt
 from overt.transparency.checkpoint import ProofBundle
 from overt.transparency.entries import AccessReceipt
-from overt.transparency.manifest import Custodian, EscrowAccess
-from overt.transparency.note import Note, VerifierKey
+from overt.transparency.manifest import EscrowAccess
+from overt.transparency.note import Note
 from overt.wire import Envelope
 from overt.wire.group_messages import GroupMessage
 from overt.wire.jcs import JsonValue
@@ -74,12 +71,7 @@ DAY = 86_400
 N, T = 5, 3
 E2E_DIR = Path(__file__).parent
 COURT_NAME = "District Court"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+PYTHONPATH = os.environ.get("PYTHONPATH", "")
 
 
 @dataclass
@@ -95,7 +87,6 @@ class World:
     policy: EscrowPolicy
     dkg_seconds: float
     dkg_output: str
-    services: list[launch.Service] = field(default_factory=list)
 
     @property
     def home(self) -> Path:
@@ -119,93 +110,44 @@ def run_overt(home: Path, *args: str, ok: bool = True) -> subprocess.CompletedPr
     return r
 
 
-def custodian_process(j: int, data_dir: Path, provider: str) -> launch.Service:
-    args = ["custodian", "--data-dir", str(data_dir), "--index", str(j), "--name"]
-    return launch.Service(
-        f"custodian {j}", [*args, f"Custodian {j}", "--provider", provider, "--port", "0"]
-    )
-
-
-def custodian_key(data_dir: Path) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_bytes(
-        b64d(json.loads((data_dir / PUBLIC_FILE_NAME).read_text())["key"], "custodian key")
-    )
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("lawful")
-    provider = f"http://127.0.0.1:{free_port()}"
-    services: list[launch.Service] = []
-    try:
-        dirs = [tmp / f"custodian{j}" for j in range(1, N + 1)]
-        services += [custodian_process(j, d, provider) for j, d in enumerate(dirs, start=1)]
-        court_dir = tmp / "court"
-        with ThreadPoolExecutor(N + 1) as pool:  # the processes start side by side
-            started = pool.map(launch.Service.start, services)
-            keygen = subprocess.run(
-                [sys.executable, "-m", "overt.cli.main", "court", "keygen", "--data-dir",
-                 str(court_dir), "--name", COURT_NAME],
-                capture_output=True, text=True, timeout=60, check=True,
-            )  # fmt: skip
-            urls = list(started)
-        assert "court key:" in keygen.stdout
+    court_dir = tmp / "court"
+    keygen = subprocess.Popen(  # the court's key is made while the parties start
+        [sys.executable, "-m", "overt.cli.main", "court", "keygen", "--data-dir", str(court_dir),
+         "--name", COURT_NAME],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    with keygen, launch_lawful.start_parties(tmp, N) as parties:
+        said, _ = keygen.communicate(timeout=60)
+        assert keygen.returncode == 0 and "court key:" in said, said
         court = court_tool.load(court_dir)
-        provider_dir = tmp / "provider"
-        keys, _ = load_or_create_transparency_keys(provider_dir, SystemRng())
-        witness = launch.Service(
-            "witness",
-            [sys.executable, "-m", "overt.services.witness", "--data-dir", str(tmp / "witness"),
-             "--log-vkey", keys.log.verifier_key.to_text(), "--port", "0"],
-            raw_argv=True,
+        escrow = parties.escrow(T, [court.named_key])
+        parties.write_deployment(parties.deployment("lawful.e2e", escrow))
+        parties.start(
+            launch.Service(
+                "the lawful provider",
+                [sys.executable, "-m", "lawful_provider", "--data-dir", str(parties.provider_dir),
+                 "--port", str(parties.port)],
+                raw_argv=True,
+                env={"PYTHONPATH": os.pathsep.join([str(E2E_DIR), PYTHONPATH])},
+            )
         )  # fmt: skip
-        services.append(witness)
-        witness_url = witness.start()
-        witness_vkey = VerifierKey.from_text((tmp / "witness" / "witness.vkey").read_text().strip())
-        escrow = EscrowAccess(
-            custodians=tuple(
-                Custodian(f"Custodian {j}", url, custodian_key(d))
-                for j, (d, url) in enumerate(zip(dirs, urls, strict=True), start=1)
-            ),
-            threshold=T,
-            court_keys=(court.named_key,),
-            epoch_length_days=30,
-            retention_days=30,
-            max_seal_days=30,
-        )
-        deployment = Deployment(
-            name="lawful.e2e",
-            witnesses=(WitnessEndpoint("Witness One", witness_url, witness_vkey),),
-            quorum=1,
-            access=escrow,
-        )
-        (provider_dir / "deployment.json").write_bytes(encode_deployment(deployment))
-        server = launch.Service(
-            "the lawful provider",
-            [sys.executable, "-m", "lawful_provider", "--data-dir", str(provider_dir), "--port",
-             provider.rsplit(":", 1)[1]],
-            raw_argv=True,
-            env={"PYTHONPATH": os.pathsep.join([str(E2E_DIR), os.environ.get("PYTHONPATH", "")])},
-        )  # fmt: skip
-        services.append(server)
-        server.start()
-        epoch = epoch_at(int(time.time()), escrow)
+        epoch = launch_lawful.current_epoch(escrow)
         dkg_started = time.monotonic()
         r = run_overt(
-            tmp / "home", "custodian", "dkg", "--epoch", str(epoch), "--peers", ",".join(urls),
-            "--provider", provider,
+            tmp / "home", "custodian", "dkg", "--epoch", str(epoch), "--peers",
+            ",".join(parties.custodians), "--provider", parties.provider,
         )  # fmt: skip
         dkg_seconds = time.monotonic() - dkg_started
-        key = asyncio.run(epoch_key(provider, epoch))
+        key = asyncio.run(epoch_key(parties.provider, epoch))
         world = World(
-            tmp, provider, urls, dirs, court, court_dir, escrow, epoch,
-            EscrowPolicy(epoch, key), dkg_seconds, r.stdout + r.stderr, services,
+            tmp, parties.provider, parties.custodians, parties.custodian_dirs, court, court_dir,
+            escrow, epoch, EscrowPolicy(epoch, key), dkg_seconds, r.stdout + r.stderr,
         )  # fmt: skip
         asyncio.run(_accounts(world, ["alice", "bob", "carol", "dave", "erin"]))
         yield world
-    finally:
-        for svc in reversed(services):
-            svc.stop()
 
 
 async def epoch_key(provider: str, epoch: int) -> Point:
@@ -276,12 +218,10 @@ def approved_yesterday(
 ) -> bytes:
     """A warrant the court approved 24 hours ago, on ``targets``, whose window starts at
     today's midnight (UTC) — so today's messages are inside it."""
-    now = int(time.time())
-    warrant = court_tool.make_warrant(
-        court or world.court, targets=[t.encode() for t in targets],
-        start=midnight(now), end=midnight(now) + days * DAY, seal_days=7, cap=cap,
+    warrant = launch_lawful.warrant_from_today(
+        court or world.court, [t.encode() for t in targets], days=days, seal_days=7, cap=cap,
         reference="AUTH-E2E", legal_basis="Investigatory Powers Act s.15",
-        judge_reference="J. Doe", now=now - DAY, rng=SystemRng(),
+        judge_reference="J. Doe",
     )  # fmt: skip
     return court_tool.sign_warrant_file(court or world.court, warrant)
 

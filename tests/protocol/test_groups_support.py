@@ -6,6 +6,9 @@ distributions (which really ride inside pairwise sessions, authenticated as comi
 sender) and group messages land in per-device inboxes and are delivered in any order. A device
 retries what it cannot process *yet* (an update after a gap, a message before its sender key, a
 message from a newer view) and the world records what each device read and what it refused.
+An update is dropped only once superseded: the inbox also stands in for the server's copy of
+the views, which the client fetches on a gap (a device out of the group may be added back by
+an earlier view and then need a later one that removes it again).
 """
 
 from __future__ import annotations
@@ -336,12 +339,15 @@ class World:
 
     def _update(self, dev: Dev, update: MembershipUpdate) -> bool:
         if dev.state is None or not dev.state.is_member:
+            if dev.state is not None and update.membership_version <= dev.state.version:
+                return True  # superseded
             if dev.address not in self._addresses(
                 {m.account: list(m.devices) for m in update.members}
             ):
-                return dev.state is not None  # news of a group it is not in: wait or drop
-            if dev.state is not None and update.membership_version <= dev.state.version:
-                return True
+                # A newer view without this device is not news to drop: an earlier one that
+                # adds it back may still be on its way, and once back it must apply this one
+                # before any later view (the client fetches it from the server on the gap).
+                return False
             dev.state, dev.key = join_group(dev.address, update, self.admin_keys), None
             return True
         old = dev.state

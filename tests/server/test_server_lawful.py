@@ -5,6 +5,7 @@ five in-process DKG participants signing with the custodians' keys."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from overt.access import AccessTrust, DkgParticipant, FlagKind, audit
+from overt.access import AccessTrust, FlagKind, audit
 from overt.access.custodian_policy import contexts_hash
 from overt.access.warrant import Warrant, read_opening, warrant_commitment
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, sha256
@@ -26,8 +27,6 @@ from overt.server.lawful import INTERCEPT_SLACK_SECONDS, LawfulAccess, lawful_ro
 from overt.services import court as court_tool
 from overt.services.custodian_wire import (
     EpochPublication,
-    MessageKind,
-    SignedMessage,
     b64d,
     b64e,
     dkg_parameters,
@@ -44,7 +43,6 @@ from overt.transparency.entries import (
 )
 from overt.transparency.log import Log
 from overt.transparency.manifest import (
-    Custodian,
     EscrowAccess,
     LogInfo,
     Manifest,
@@ -53,6 +51,9 @@ from overt.transparency.manifest import (
 )
 from overt.transparency.note import NoteSigner
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the custodians' kit
+from custodian_kit import CUSTODIANS, custodian_entries, signed_publication
+
 
 def key(seed: str) -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate(DeterministicRng(seed))
@@ -60,17 +61,13 @@ def key(seed: str) -> Ed25519PrivateKey:
 
 COURT = court_tool.Court("District Court", key("court"))
 ROGUE = court_tool.Court("District Court", key("rogue"))
-CUSTODIANS = [key(f"custodian{i}") for i in range(1, 6)]
 ORIGIN = "lawful.test/log"
 LOG_SIGNER = NoteSigner(ORIGIN, key("log"))
 DAY = 86_400
 NOW = 1_750_000_000  # seconds; the fake clock starts here
 MIDNIGHT = NOW - NOW % DAY + DAY  # the next UTC midnight
 ESCROW = EscrowAccess(
-    custodians=tuple(
-        Custodian(f"Custodian {i}", f"http://127.0.0.1:{7100 + i}", k.public_key)
-        for i, k in enumerate(CUSTODIANS, start=1)
-    ),
+    custodians=custodian_entries(),
     threshold=3,
     court_keys=(COURT.named_key,),
     epoch_length_days=30,
@@ -369,41 +366,15 @@ async def test_receipts_are_logged_when_their_custodian_signed_them(world: World
 def publication(
     epoch: int, *, drop: int | None = None, confirm_other: int | None = None
 ) -> tuple[EpochPublication, bytes]:
-    """Five in-process participants run the DKG; every message signed as its custodian."""
+    """Five in-process participants run the DKG; every message signed as its custodian, but
+    ``drop`` confirms nothing and ``confirm_other`` confirms another transcript."""
+
+    def confirm(j: int, transcript: bytes) -> bytes | None:
+        return None if j == drop else sha256(b"other" if j == confirm_other else transcript)
+
     params = dkg_parameters(manifest(), epoch, 0)
-    sid = params.session_id
-    ps = {i: DkgParticipant(params, i, DeterministicRng(f"dkg{i}")) for i in range(1, 6)}
-    outs = {i: p.round1() for i, p in ps.items()}
-    for j, p in ps.items():
-        for i, out in outs.items():
-            if i != j:
-                p.receive_round1(out.commitment, out.share_for(j))
-    complaints = {j: p.round2() for j, p in ps.items()}
-    for j, p in ps.items():
-        for i, c in complaints.items():
-            if i != j:
-                p.receive_complaints(c)
-    answers = {i: a for i, p in ps.items() if (a := p.round3()) is not None}
-    shares = {j: p.finalize() for j, p in ps.items()}
-    transcript = shares[1].transcript.encode()
-
-    def signed(i: int, kind: MessageKind, body: bytes) -> SignedMessage:
-        return SignedMessage.sign(CUSTODIANS[i - 1], sid, kind, i, body)
-
-    confirmations = tuple(
-        signed(j, MessageKind.CONFIRMATION, sha256(b"other" if j == confirm_other else transcript))
-        for j in ps
-        if j != drop
-    )
-    pub = EpochPublication(
-        epoch,
-        0,
-        tuple(signed(i, MessageKind.COMMITMENT, o.commitment.encode()) for i, o in outs.items()),
-        tuple(signed(i, MessageKind.COMPLAINTS, c.encode()) for i, c in complaints.items()),
-        tuple(signed(i, MessageKind.ANSWER, a.encode()) for i, a in answers.items()),
-        confirmations,
-    )
-    return pub, transcript
+    pub, transcript = signed_publication(params, CUSTODIANS, lambda i: f"dkg{i}", confirm=confirm)
+    return pub, transcript.encode()
 
 
 async def test_an_epoch_confirmed_by_every_custodian_is_logged_once(world: World) -> None:

@@ -32,7 +32,7 @@ This module never sees keys, sockets or clocks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import ClassVar, Final, TypeAlias
 
 from overt.errors import DecodeError
 from overt.protocol import access as af
@@ -57,8 +57,10 @@ MAX_CONTEXT_BYTES: Final = len(GROUP_LABEL) + 4 + 2 * (1 + 64 + 4) + 32 + 32 + 1
 
 
 @dataclass(frozen=True, slots=True)
-class DirectContext:
-    """The context of one copy of a one-to-one message (one recipient device)."""
+class _OneToOne:
+    """The fields of a one-to-one context (one recipient device), of either kind."""
+
+    KIND: ClassVar[af.AccessKind]
 
     epoch: int
     sender: Address
@@ -68,10 +70,17 @@ class DirectContext:
     day: int
 
     def encode(self) -> bytes:
-        return af.context(
-            self.epoch, self.sender, self.recipient, self.conversation_id, self.message_id,
-            self.day * DAY_MS,
+        return af.direct_context(
+            self.KIND, self.epoch, self.sender, self.recipient, self.conversation_id,
+            self.message_id, self.day * DAY_MS,
         )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DirectContext(_OneToOne):
+    """The context of one copy of a one-to-one message (one recipient device)."""
+
+    KIND: ClassVar[af.AccessKind] = af.AccessKind.CONTENT
 
     @property
     def accounts(self) -> frozenset[bytes]:
@@ -98,22 +107,11 @@ class GroupContext:
 
 
 @dataclass(frozen=True, slots=True)
-class KeyContext:
+class KeyContext(_OneToOne):
     """The context of one copy of a one-to-one message that carries key material (a
     sender-key distribution): never released."""
 
-    epoch: int
-    sender: Address
-    recipient: Address
-    conversation_id: bytes
-    message_id: bytes
-    day: int
-
-    def encode(self) -> bytes:
-        return af.key_context(
-            self.epoch, self.sender, self.recipient, self.conversation_id, self.message_id,
-            self.day * DAY_MS,
-        )  # fmt: skip
+    KIND: ClassVar[af.AccessKind] = af.AccessKind.KEY_MATERIAL
 
 
 AccessContext: TypeAlias = DirectContext | GroupContext | KeyContext

@@ -17,16 +17,17 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from overt.cli.access import add_commands as add_access_commands
 from overt.cli.audit import add_commands as add_audit_commands
+from overt.cli.chat import CHAT_HISTORY_MESSAGES, converse
 from overt.cli.groups import add_commands as add_group_commands
-from overt.cli.groups import chat_group
+from overt.cli.groups import chat_group, messages_with
 from overt.cli.matching import add_commands as add_matching_commands
 from overt.cli.notices import add_commands as add_notice_commands
 from overt.cli.notices import print_access, show_new_notices
@@ -39,6 +40,8 @@ from overt.errors import LocalError, OvertError
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 DEFAULT_PROFILE = "default"
 CONFIG_FILE = "cli.json"
+#: How far back ``overt save`` looks for the message named (per conversation or group).
+SAVE_LOOKUP_MESSAGES: Final = 1000
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -241,27 +244,36 @@ async def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
-async def cmd_attach(args: argparse.Namespace) -> int:
+async def send_file(
+    args: argparse.Namespace, send: Callable[[Path, str], Awaitable[Message]]
+) -> int:
+    """``attach`` and ``group attach``: ``send(path, caption)`` the file ``args.file``."""
     path = Path(args.file)
+    print(f"Encrypting and uploading {path.name}…")
+    msg = await send(path, args.caption or "")
+    print(f"Sent {path.name} to {msg.peer} (message {msg.message_id.hex()[:12]}).")
+    return 0
+
+
+async def cmd_attach(args: argparse.Namespace) -> int:
     async with Session(args) as client:
         _need_account(client, args)
-        print(f"Encrypting and uploading {path.name}…")
-        msg = await client.send_attachment(args.to, path, caption=args.caption or "")
-        print(f"Sent {path.name} to {args.to} (message {msg.message_id.hex()[:12]}).")
-    return 0
+        return await send_file(
+            args, lambda path, caption: client.send_attachment(args.to, path, caption=caption)
+        )
 
 
 async def cmd_save(args: argparse.Namespace) -> int:
     async with Session(args) as client:
         _need_account(client, args)
-        for m in await client.history(args.peer, limit=1000):
+        for m in await messages_with(client, args.peer, limit=SAVE_LOOKUP_MESSAGES):
             if m.message_id.hex().startswith(args.message) and m.attachment is not None:
                 data = await client.fetch_attachment(m)
                 out = Path(args.output or m.attachment.file_name or m.message_id.hex())
                 out.write_bytes(data)
                 print(f"Saved {len(data)} bytes to {out} (hashes checked).")
                 return 0
-        raise LocalError(f"no attachment message starting with {args.message!r} from {args.peer}")
+        raise LocalError(f"no attachment message starting with {args.message!r} in {args.peer!r}")
 
 
 async def cmd_inbox(args: argparse.Namespace) -> int:
@@ -304,27 +316,14 @@ async def cmd_chat(args: argparse.Namespace) -> int:
         raise LocalError("name the person to chat with, or --group GROUP")
     async with Session(args) as client:
         _need_account(client, args)
-        for m in await client.history(args.peer, limit=20):
-            print(show(m))
-        print(f"Chatting with {args.peer}. Type a message and Enter; /quit to leave.", flush=True)
-
-        async def incoming() -> None:
-            async for m in client.listen():
-                if m.peer == args.peer:
-                    print(show(m), flush=True)
-
-        listener = asyncio.create_task(incoming())
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                line = await loop.run_in_executor(None, sys.stdin.readline)
-                if not line or line.strip() in {"/quit", "/exit"}:
-                    break
-                if line.strip():
-                    await client.send(args.peer, line.rstrip("\n"))
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+        peer: str = args.peer
+        await converse(
+            client,
+            await client.history(peer, limit=CHAT_HISTORY_MESSAGES),
+            f"Chatting with {peer}.",
+            belongs=lambda m: not m.in_group and m.peer == peer,
+            send=lambda text: client.send(peer, text),
+        )
     return 0
 
 
@@ -456,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(run=cmd_attach)
 
     c = sub.add_parser("save", help="download, check and decrypt a received attachment")
-    c.add_argument("peer")
+    c.add_argument("peer", help="the account, or the group (name or id), it was sent in")
     c.add_argument("message", help="message id (a prefix is enough), as `inbox` shows it")
     c.add_argument("-o", "--output")
     c.set_defaults(run=cmd_save)

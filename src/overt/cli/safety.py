@@ -21,6 +21,7 @@ import getpass
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -28,6 +29,7 @@ from overt.client.reports import REPORT_CATEGORIES, report
 from overt.errors import LocalError
 
 if TYPE_CHECKING:
+    from overt.client.model import Message
     from overt.storage import Storage
 
 #: How far back ``overt report`` looks for the messages named (per peer).
@@ -50,21 +52,47 @@ def _ids(wanted: list[str], candidates: list[bytes]) -> list[bytes]:
     return out
 
 
+def pick_received(
+    history: Sequence[Message], args: argparse.Namespace, heading: str
+) -> list[bytes] | None:
+    """The ids of the messages ``args.message`` names among those of ``history`` this device
+    received (``overt report`` and ``overt group report``); without any, print ``heading`` and
+    those messages with their ids (the newest last) and return None."""
+    from overt.cli.main import show  # noqa: PLC0415 - main imports us
+
+    received = [m for m in history if not m.outgoing]
+    if not args.message:
+        print(heading)
+        for m in received[-REPORT_LIST_MESSAGES:]:
+            print(f"  {m.message_id.hex()[:12]}  {show(m)}")
+        return None
+    if args.category is None:
+        raise LocalError(f"choose a --category: {', '.join(REPORT_CATEGORIES)}")
+    return _ids(args.message, [m.message_id for m in received])
+
+
+def add_report_options(c: argparse.ArgumentParser) -> None:
+    """The options ``overt report`` and ``overt group report`` share (after the target)."""
+    c.add_argument("message", nargs="*", help="message ids (a prefix is enough; none: list them)")
+    c.add_argument("--category", choices=REPORT_CATEGORIES)
+    c.add_argument("--comment", help="what the moderators should know (optional)")
+    c.add_argument(
+        "--no-attachments",
+        action="store_true",
+        help="report attachments by their hashes only (do not reveal their content)",
+    )
+
+
 async def cmd_report(args: argparse.Namespace) -> int:
-    from overt.cli.main import Session, _need_account, show  # noqa: PLC0415 - main imports us
+    from overt.cli.main import Session, _need_account  # noqa: PLC0415 - main imports us
 
     async with Session(args) as client:
         _need_account(client, args)
         history = await client.history(args.peer, limit=REPORT_LOOKUP_MESSAGES)
-        received = [m for m in history if not m.outgoing]
-        if not args.message:
-            print(f"Messages received from {args.peer} (newest last); report with their ids:")
-            for m in received[-REPORT_LIST_MESSAGES:]:
-                print(f"  {m.message_id.hex()[:12]}  {show(m)}")
+        heading = f"Messages received from {args.peer} (newest last); report with their ids:"
+        ids = pick_received(history, args, heading)
+        if ids is None:
             return 2
-        if args.category is None:
-            raise LocalError(f"choose a --category: {', '.join(REPORT_CATEGORIES)}")
-        ids = _ids(args.message, [m.message_id for m in received])
         print(f"Reporting {len(ids)} message(s) from {args.peer} as {args.category}…")
         report_id = await report(
             client, args.peer, ids, category=args.category, comment=args.comment or "",
@@ -145,13 +173,7 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
     """Register ``report`` and ``console``."""
     c = subparsers.add_parser("report", help="report abusive messages to the provider")
     c.add_argument("peer", help="the account that sent them")
-    c.add_argument("message", nargs="*", help="message ids (without any: list them)")
-    c.add_argument("--category", choices=REPORT_CATEGORIES)
-    c.add_argument("--comment", help="what the moderators should know (optional)")
-    c.add_argument(
-        "--no-attachments", action="store_true",
-        help="report attachments by their hashes only (do not reveal their content)",
-    )  # fmt: skip
+    add_report_options(c)
     c.set_defaults(run=cmd_report)
 
     console = subparsers.add_parser("console", help="moderation console accounts (server side)")
@@ -169,4 +191,11 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         )
 
 
-__all__ = ["add_commands", "cmd_add_moderator", "cmd_moderators", "cmd_report"]
+__all__ = [
+    "add_commands",
+    "add_report_options",
+    "cmd_add_moderator",
+    "cmd_moderators",
+    "cmd_report",
+    "pick_received",
+]

@@ -814,6 +814,16 @@ class Client:
         """Encrypt ``data`` (bytes, or a file's path) under a fresh key, upload it, and send
         the pointer (key and hashes) inside a message to ``to``."""
         peer = _check_name(to)
+        data, pointer = await self._upload_attachment(data, content_type, file_name)
+        message = await self._send_body(Body.of_attachment(peer, pointer, caption))
+        await self._after_attachment(data, content_type)
+        return message
+
+    async def _upload_attachment(
+        self, data: bytes | Path, content_type: str, file_name: str | None
+    ) -> tuple[bytes, AttachmentPointer]:
+        """Read (a path), check the named limits, encrypt under a fresh key (key-committing)
+        and upload ``data`` once; return the plaintext and the pointer a message carries."""
         if isinstance(data, Path):
             if file_name is None:
                 file_name = data.name
@@ -837,11 +847,13 @@ class Client:
         pointer = AttachmentPointer(
             blob_id, key, len(data), sha256(data), sha256(ciphertext), content_type, file_name
         )
-        message = await self._send_body(Body.of_attachment(peer, pointer, caption))
-        # Known-content matching (when the manifest turns it on): after the message went out,
-        # so that it never waits for or fails because of matching (client/matching.py).
+        return data, pointer
+
+    async def _after_attachment(self, data: bytes, content_type: str) -> None:
+        """Known-content matching (when the manifest turns it on) for an attachment that went
+        out: once per attachment, whatever the number of recipients; after the message, so
+        that it never waits for or fails because of matching (client/matching.py)."""
         await self._matching.after_send(data, content_type, self._active().device.address.device)
-        return message
 
     async def fetch_attachment(self, message: Message) -> bytes:
         """Download, check and decrypt the attachment of ``message``.
@@ -1052,6 +1064,25 @@ class Client:
         """Send ``text`` to every member device of ``group`` (one ciphertext, fanned out by
         the server); return it as stored in the group's history."""
         return await self._groups.send(group, text)
+
+    async def send_group_attachment(
+        self,
+        group: str,
+        data: bytes | Path,
+        *,
+        content_type: str = "application/octet-stream",
+        file_name: str | None = None,
+        caption: str = "",
+    ) -> Message:
+        """Encrypt ``data`` (bytes, or a file's path) once under a fresh key, upload it once,
+        and send the pointer (key and hashes) in one group message to every member device of
+        ``group``; members open it with :meth:`fetch_attachment`. An image is hashed for
+        known-content matching once (one bundle), as :meth:`send_attachment` does."""
+        self._groups.resolve_member(group)  # refuse before anything is uploaded
+        data, pointer = await self._upload_attachment(data, content_type, file_name)
+        message = await self._groups.send_attachment(group, pointer, caption)
+        await self._after_attachment(data, content_type)
+        return message
 
     async def groups(self) -> list[GroupInfo]:
         """Every group this device is or was in, most recently active first. Local."""

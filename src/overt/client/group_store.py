@@ -24,9 +24,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from overt.client.errors import StoreError
-from overt.client.store import Direction, Failure, Store, _b, _guard, _i, _ob, _oi
-from overt.errors import DecodeError
+from overt.client.store import (
+    _MESSAGE_FIELDS,
+    _MESSAGE_PLACEHOLDERS,
+    Direction,
+    Failure,
+    Store,
+    _b,
+    _decoding,
+    _i,
+    _message_fields,
+    _message_values,
+    _ob,
+    _put_failure,
+)
 from overt.protocol.groups import GroupState, SenderKey
 from overt.wire import Address
 
@@ -127,33 +138,11 @@ class Commit:
     new_group: bool = False
 
 
-_MESSAGE_COLUMNS = (
-    "group_id, message_id, sender_account, sender_device, direction, kind, body, text, "
-    "attachment, sent_ms, stored_ms, server_id, server_time_ms, reporting_tag, franking_key, "
-    "message"
-)
+_MESSAGE_COLUMNS = f"group_id, {_MESSAGE_FIELDS}, message"
 
 
 def _message(row: tuple[object, ...]) -> StoredGroupMessage:
-    (gid, mid, s_acc, s_dev, direction, kind, body, text, att, sent, stored, sid, stime, tag,
-     fk, msg) = row  # fmt: skip
-    return StoredGroupMessage(
-        _b(gid),
-        _b(mid),
-        Address(_b(s_acc), _i(s_dev)),
-        Direction(str(direction)),
-        _i(kind),
-        _b(body),
-        str(text),
-        _ob(att),
-        _i(sent),
-        _i(stored),
-        _oi(sid),
-        _oi(stime),
-        _ob(tag),
-        _b(fk),
-        _b(msg),
-    )
+    return StoredGroupMessage(_b(row[0]), *_message_fields(row[1:-1]), _b(row[-1]))
 
 
 class GroupStore:
@@ -162,33 +151,28 @@ class GroupStore:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    @property
-    def _db(self) -> sqlite3.Connection:
-        return self._store._db
-
     # -- groups ---------------------------------------------------------------------------
 
     def group(self, group_id: bytes) -> GroupRecord | None:
-        with _guard("read a group"):
-            row = self._db.execute(
-                "SELECT state, sender_key, status, joined_ms, last_ms FROM groups "
-                "WHERE group_id = ?",
-                (group_id,),
-            ).fetchone()
+        row = self._store._one(
+            "read a group",
+            "SELECT state, sender_key, status, joined_ms, last_ms FROM groups WHERE group_id = ?",
+            (group_id,),
+        )
         return None if row is None else self._record(row)
 
     def groups(self) -> list[GroupRecord]:
         """Every group, most recently active first."""
-        with _guard("read groups"):
-            rows = self._db.execute(
-                "SELECT state, sender_key, status, joined_ms, last_ms FROM groups "
-                "ORDER BY last_ms DESC, group_id"
-            ).fetchall()
+        rows = self._store._all(
+            "read groups",
+            "SELECT state, sender_key, status, joined_ms, last_ms FROM groups "
+            "ORDER BY last_ms DESC, group_id",
+        )
         return [self._record(r) for r in rows]
 
     def _record(self, row: tuple[object, ...]) -> GroupRecord:
         state, key, status, joined, last = row
-        try:
+        with _decoding(f"a group in {self._store.path} does not decode"):
             return GroupRecord(
                 GroupState.decode(_b(state)),
                 None if key is None else SenderKey.decode(_b(key)),
@@ -196,32 +180,29 @@ class GroupStore:
                 _i(joined),
                 _i(last),
             )
-        except (DecodeError, ValueError) as exc:
-            raise StoreError(
-                f"a group in {self._store.path} does not decode; the profile is damaged"
-            ) from exc
 
     def holders(self, group_id: bytes) -> set[Address]:
-        with _guard("read a group"):
-            rows = self._db.execute(
-                "SELECT account, device FROM group_key_holders WHERE group_id = ?", (group_id,)
-            ).fetchall()
+        rows = self._store._all(
+            "read a group",
+            "SELECT account, device FROM group_key_holders WHERE group_id = ?",
+            (group_id,),
+        )
         return {Address(_b(a), _i(d)) for a, d in rows}
 
     def updates(self, group_id: bytes) -> list[tuple[int, bytes, int]]:
         """``(version, update bytes, recorded_ms)`` of every stored update, ascending."""
-        with _guard("read a group's history"):
-            rows = self._db.execute(
-                "SELECT version, update_bytes, recorded_ms FROM group_updates "
-                "WHERE group_id = ? ORDER BY version",
-                (group_id,),
-            ).fetchall()
+        rows = self._store._all(
+            "read a group's history",
+            "SELECT version, update_bytes, recorded_ms FROM group_updates "
+            "WHERE group_id = ? ORDER BY version",
+            (group_id,),
+        )
         return [(_i(v), _b(u), _i(t)) for v, u, t in rows]
 
     def commit(self, c: Commit) -> bool:
         """Everything one step changes, in one transaction. Returns whether a new message row
         was stored (False if it was already there: a duplicate)."""
-        with _guard("store a group's state"), self._store._tx() as db:
+        with self._store._write("store a group's state") as db:
             if c.state is not None:
                 if c.new_group:
                     db.execute(
@@ -276,19 +257,7 @@ class GroupStore:
                         (c.message.stored_ms, c.group_id),
                     )
             if c.failure is not None:
-                f = c.failure
-                db.execute(
-                    "INSERT INTO undecryptable (server_id, sender_account, sender_device, "
-                    "server_time_ms, reason, recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                    (
-                        f.server_id,
-                        f.sender.account,
-                        f.sender.device,
-                        f.server_time_ms,
-                        f.reason,
-                        f.recorded_ms,
-                    ),
-                )
+                _put_failure(db, c.failure)
             if c.done is not None:
                 db.execute("DELETE FROM group_inbox WHERE seq = ?", (c.done,))
             return inserted
@@ -296,7 +265,7 @@ class GroupStore:
     def save_sender_key(self, group_id: bytes, key: SenderKey) -> None:
         """Persist the advanced sender key (before its message goes out: a message key is
         never used for two ciphertexts)."""
-        with _guard("store a sender key"), self._store._tx() as db:
+        with self._store._write("store a sender key") as db:
             db.execute(
                 "UPDATE groups SET sender_key = ? WHERE group_id = ?", (key.encode(), group_id)
             )
@@ -305,34 +274,34 @@ class GroupStore:
 
     def history(self, group_id: bytes, limit: int) -> list[StoredGroupMessage]:
         """The last ``limit`` messages of a group, oldest first."""
-        with _guard("read group messages"):
-            rows = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
-                "WHERE group_id = ? ORDER BY seq DESC LIMIT ?",
-                (group_id, max(0, limit)),
-            ).fetchall()
+        rows = self._store._all(
+            "read group messages",
+            f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
+            "WHERE group_id = ? ORDER BY seq DESC LIMIT ?",
+            (group_id, max(0, limit)),
+        )
         return [_message(r) for r in reversed(rows)]
 
     def message(
         self, group_id: bytes, sender_account: bytes, message_id: bytes
     ) -> StoredGroupMessage | None:
-        with _guard("read group messages"):
-            row = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
-                "WHERE group_id = ? AND sender_account = ? AND message_id = ?",
-                (group_id, sender_account, message_id),
-            ).fetchone()
+        row = self._store._one(
+            "read group messages",
+            f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
+            "WHERE group_id = ? AND sender_account = ? AND message_id = ?",
+            (group_id, sender_account, message_id),
+        )
         return None if row is None else _message(row)
 
     def received(self, group_id: bytes, message_id: bytes) -> list[StoredGroupMessage]:
         """The messages of ``group_id`` with ``message_id`` that this device received (one,
         unless two senders chose the same id)."""
-        with _guard("read group messages"):
-            rows = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
-                "WHERE group_id = ? AND message_id = ? AND direction = 'in' ORDER BY seq",
-                (group_id, message_id),
-            ).fetchall()
+        rows = self._store._all(
+            "read group messages",
+            f"SELECT {_MESSAGE_COLUMNS} FROM group_messages "  # noqa: S608
+            "WHERE group_id = ? AND message_id = ? AND direction = 'in' ORDER BY seq",
+            (group_id, message_id),
+        )
         return [_message(r) for r in rows]
 
     # -- inbox ----------------------------------------------------------------------------
@@ -372,11 +341,11 @@ class GroupStore:
 
     def inbox(self) -> list[InboxItem]:
         """Every waiting item, in arrival order."""
-        with _guard("read group input"):
-            rows = self._db.execute(
-                "SELECT seq, server_id, kind, group_id, sender_account, sender_device, "
-                "server_time_ms, reporting_tag, data, received_ms FROM group_inbox ORDER BY seq"
-            ).fetchall()
+        rows = self._store._all(
+            "read group input",
+            "SELECT seq, server_id, kind, group_id, sender_account, sender_device, "
+            "server_time_ms, reporting_tag, data, received_ms FROM group_inbox ORDER BY seq",
+        )
         return [
             InboxItem(
                 _i(seq),
@@ -393,35 +362,15 @@ class GroupStore:
         ]
 
     def inbox_size(self) -> int:
-        with _guard("read group input"):
-            row = self._db.execute("SELECT count(*) FROM group_inbox").fetchone()
+        row = self._store._one("read group input", "SELECT count(*) FROM group_inbox")
         return 0 if row is None else _i(row[0])
 
 
 def _put_message(db: sqlite3.Connection, m: StoredGroupMessage) -> bool:
     cur = db.execute(
-        "INSERT OR IGNORE INTO group_messages (group_id, message_id, sender_account, "
-        "sender_device, direction, kind, body, text, attachment, sent_ms, stored_ms, server_id, "
-        "server_time_ms, reporting_tag, franking_key, message) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            m.group_id,
-            m.message_id,
-            m.sender.account,
-            m.sender.device,
-            str(m.direction),
-            m.kind,
-            m.body,
-            m.text,
-            m.attachment,
-            m.sent_ms,
-            m.stored_ms,
-            m.server_id,
-            m.server_time_ms,
-            m.reporting_tag,
-            m.franking_key,
-            m.message,
-        ),
+        f"INSERT OR IGNORE INTO group_messages ({_MESSAGE_COLUMNS}) "  # noqa: S608
+        f"VALUES (?, {_MESSAGE_PLACEHOLDERS}, ?)",
+        (m.group_id, *_message_values(m), m.message),
     )
     return cur.rowcount == 1
 

@@ -30,7 +30,9 @@ What goes where:
   one whose sender key has not arrived yet waits (at most :data:`GROUP_INBOX_WAIT_MS`). A
   device removed from the group stops reading and marks it; a device whose account leaves
   asks the admins to remove it (a :attr:`~overt.client.body.BodyKind.GROUP_LEAVE` body) and
-  stops at once.
+  stops at once. A device added back joins afresh from the update that lists it, right after
+  the catch-up that applied its removal; while such an update waits in the inbox, keys and
+  messages under newer views wait for it too instead of being dropped.
 
 Logs name group ids (a prefix), versions and reason classes; never bodies or keys.
 """
@@ -235,6 +237,9 @@ class Groups:
         #: Group messages a drain let through beyond the one its mail returns (a waiting
         #: message whose key arrived): handed out by :meth:`take_extra`.
         self._extra: list[Message] = []
+        #: The updates in the inbox that list this device, by inbox ``seq``: (group id,
+        #: version). Read at most once per drain (None: read again), kept as items leave.
+        self._listing: dict[int, tuple[bytes, int]] | None = None
 
     @contextlib.asynccontextmanager
     async def _locked(self) -> AsyncIterator[None]:
@@ -729,13 +734,30 @@ class Groups:
 
     async def send(self, ref: str, text: str) -> Message:
         """Send ``text`` to every member device of the group (one ciphertext)."""
+        return await self._send(ref, lambda gid: Body.of_text(gid, text))
+
+    async def send_attachment(
+        self, ref: str, pointer: AttachmentPointer, caption: str = ""
+    ) -> Message:
+        """Send the pointer of an uploaded attachment (its key and hashes) with ``caption`` to
+        every member device of the group: one ciphertext, as a text message; members open it
+        with :meth:`~overt.client.Client.fetch_attachment`."""
+        return await self._send(ref, lambda gid: Body.of_attachment(gid, pointer, caption))
+
+    def resolve_member(self, ref: str) -> GroupRecord:
+        """The group ``ref`` names (:meth:`resolve`); :class:`LocalError` unless this device
+        is still a member (nothing can be sent there)."""
+        return self._member_record(ref)
+
+    async def _send(self, ref: str, make_body: Callable[[bytes], Body]) -> Message:
+        """Send the body ``make_body`` makes for the group's id to every member device."""
         self._c._active()
         if self._c._policy is None:
             await self._c._escrow.ensure_live()  # the escrow epoch, from the log
         policy = self._c._access_policy()  # refuse before anything goes out if unmet
         rec = self._member_record(ref)
         gid = rec.group_id
-        body = Body.of_text(gid, text)
+        body = make_body(gid)
         body_bytes = body.encode()
         message_id = self._c._rng.random_bytes(MESSAGE_ID_LEN)
         async with self._locked():
@@ -782,8 +804,8 @@ class Groups:
                     Direction.OUTGOING,
                     body.kind,
                     body_bytes,
-                    text,
-                    None,
+                    body.text,
+                    None if body.attachment is None else body.attachment.encode(),
                     sent_ms,
                     now,
                     None,
@@ -921,6 +943,8 @@ class Groups:
             BodyKind.GROUP_KEY: InboxKind.KEY,
             BodyKind.GROUP_LEAVE: InboxKind.LEAVE,
         }[body.kind]
+        if kind is InboxKind.UPDATE:
+            self._listing = None  # a drain under way reads the waiting updates again
         return self.store.inbox_writer(
             mail.id,
             kind,
@@ -991,6 +1015,7 @@ class Groups:
 
     async def _drain(self) -> list[Message]:
         shown: list[Message] = []
+        self._listing = None
         for _ in range(_DRAIN_PASSES):
             progressed = False
             for item in self.store.inbox():
@@ -1005,6 +1030,8 @@ class Groups:
                     shown.append(message)
                 if outcome is _Outcome.DONE:
                     progressed = True
+                    if self._listing is not None:
+                        self._listing.pop(item.seq, None)
             if not progressed:
                 break
         return shown
@@ -1024,6 +1051,40 @@ class Groups:
             return self._finish(item, FailureReason.NO_SESSION)
         return _Outcome.WAIT, None
 
+    def _out_of_group(
+        self, item: InboxItem, rec: GroupRecord, view: int, reason: FailureReason | None
+    ) -> tuple[_Outcome, None]:
+        """A key or message (made under ``view``) for a group this device is not active in:
+        it waits (as :meth:`_wait`) while an update in the inbox is about to add this device
+        back at a view it may belong to; otherwise it is finished with ``reason``."""
+        if self._rejoin_pending(rec, view):
+            return self._wait(item)
+        return self._finish(item, reason)
+
+    def _rejoin_pending(self, rec: GroupRecord, view: int) -> bool:
+        """Whether input made under ``view`` may be for this device once an update waiting
+        in the inbox adds it back: the device is out of the group's current view (removed,
+        not merely left and still listed), ``view`` is newer than that, and a waiting update
+        for the group newer than it lists the device (:meth:`_handle_update` joins from it)."""
+        state = rec.state
+        if state.is_member or view <= state.version:
+            return False
+        if self._listing is None:  # once per drain: once per item would be quadratic
+            self._listing = {}
+            for waiting in self.store.inbox():
+                if waiting.kind is not InboxKind.UPDATE:
+                    continue
+                try:
+                    update = MembershipUpdate.decode(waiting.data)
+                except DecodeError:
+                    continue
+                if update.group_id == waiting.group_id and _lists(update, state.own):
+                    self._listing[waiting.seq] = (update.group_id, update.membership_version)
+        return any(
+            gid == rec.group_id and version > state.version
+            for gid, version in self._listing.values()
+        )
+
     async def _handle(self, item: InboxItem) -> tuple[_Outcome, Message | None]:
         try:
             if item.kind is InboxKind.UPDATE:
@@ -1040,7 +1101,9 @@ class Groups:
         except UnknownAccount:
             return self._finish(item, FailureReason.UNKNOWN_DEVICE)
 
-    async def _handle_update(self, item: InboxItem) -> tuple[_Outcome, Message | None]:
+    async def _handle_update(
+        self, item: InboxItem, *, caught_up: bool = False
+    ) -> tuple[_Outcome, Message | None]:
         try:
             update = MembershipUpdate.decode(item.data)
         except DecodeError:
@@ -1050,7 +1113,7 @@ class Groups:
         gid = update.group_id
         rec = self.store.group(gid)
         own = self._c._active().device.address
-        listed = own in {a for m in update.members for a in m.addresses()}
+        listed = _lists(update, own)
         rejoin = (  # added back after a removal (or after leaving and being removed)
             rec is not None
             and not rec.state.is_member
@@ -1092,11 +1155,15 @@ class Groups:
         if not rec.state.is_member or update.membership_version <= rec.state.version:
             return self._finish(item, None)  # superseded, or no longer ours to follow
         if update.membership_version > rec.state.version + 1:
+            if caught_up:
+                return self._wait(item)
             await self.catch_up(gid)
-            fresh = self.store.group(gid)
-            if fresh is not None and fresh.state.version >= update.membership_version:
-                return self._finish(item, None)
-            return self._wait(item)
+            # Once more from the top, on what the catch-up left: this update applied or
+            # superseded, or the view just before it, or this device's removal applied, which
+            # this update, if it lists the device, undoes at once (joined as above). Waiting
+            # for the next pass instead would drop the keys and messages under this view that
+            # come before it in the inbox.
+            return await self._handle_update(item, caught_up=True)
         keys = await self._admin_keys([update.signer])
         rec = self.store.group(gid)  # read again after the await; no await from here on
         if rec is None or not rec.state.is_member:
@@ -1129,7 +1196,7 @@ class Groups:
         if rec is None:
             return self._wait(item)  # the update that adds this device may come later
         if not rec.active:
-            return self._finish(item, None)
+            return self._out_of_group(item, rec, dist.membership_version, None)
         if dist.membership_version > rec.state.version:
             await self.catch_up(dist.group_id)
             rec = self.store.group(dist.group_id)
@@ -1175,21 +1242,20 @@ class Groups:
         rec = self.store.group(item.group_id)
         if rec is None:
             return self._wait(item)
-        if rec.status is GroupStatus.LEFT:
-            return self._finish(item, None)  # this account left: nothing more is read
-        if not rec.active:
-            return self._finish(item, FailureReason.PROTOCOL)
         try:
             header = GroupMessage.decode(item.data)
         except DecodeError:
-            return self._finish(item, FailureReason.MALFORMED)
-        if header.membership_version > rec.state.version:
+            return self._finish(item, FailureReason.MALFORMED if rec.active else _not_read(rec))
+        view = header.membership_version
+        if not rec.active:
+            return self._out_of_group(item, rec, view, _not_read(rec))
+        if view > rec.state.version:
             await self.catch_up(item.group_id)
             rec = self.store.group(item.group_id)
-            if rec is None or header.membership_version > rec.state.version:
+            if rec is None or view > rec.state.version:
                 return self._wait(item)
             if not rec.active:
-                return self._finish(item, FailureReason.PROTOCOL)
+                return self._out_of_group(item, rec, view, FailureReason.PROTOCOL)
         try:  # the epochs it accepts, as for one-to-one mail (the message's own, from the log)
             policy = self._c._policy
             if policy is None:
@@ -1197,8 +1263,10 @@ class Groups:
         except PolicyViolation:
             return self._finish(item, FailureReason.POLICY)
         rec = self.store.group(item.group_id)  # read again after the awaits
-        if rec is None or not rec.active:
-            return self._wait(item) if rec is None else self._finish(item, FailureReason.PROTOCOL)
+        if rec is None:
+            return self._wait(item)
+        if not rec.active:
+            return self._out_of_group(item, rec, view, FailureReason.PROTOCOL)
         # Stage, then commit: no await from here on; nothing is stored unless all checks pass.
         try:
             received, new_state = group_decrypt(rec.state, item.data, policy)
@@ -1257,6 +1325,17 @@ def _view_of(exc: StaleGroup) -> GroupView | None:
     if group is None:
         return None
     return parse_group_view(group)
+
+
+def _lists(update: MembershipUpdate, device: Address) -> bool:
+    """Whether ``update``'s view lists ``device`` as a member device."""
+    return any(device in m.addresses() for m in update.members)
+
+
+def _not_read(rec: GroupRecord) -> FailureReason | None:
+    """How a message for an inactive group ends: silently once this account left (nothing
+    more is read), as a failure when this device was removed."""
+    return None if rec.status is GroupStatus.LEFT else FailureReason.PROTOCOL
 
 
 def _name(state: GroupState) -> str:

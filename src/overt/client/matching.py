@@ -54,7 +54,8 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -107,13 +108,13 @@ BUNDLES_PER_FLUSH: Final = 100
 MAX_TABLE_DOWNLOAD: Final = 1 << 31
 """Largest table downloaded (about 3.5·10^6 list hashes)."""
 REFRESH_INTERVAL_MS: Final = 3600 * 1000
+"""How often sending an image asks the server for a newer list version (or, after a refusal,
+tries again); :meth:`ClientMatching.refresh` itself asks whenever called."""
 SEED_ACCOUNT: Final = b"account"
 """``seed_origin`` of the account's shared seed (drawn at account creation or received at
 linking)."""
 SEED_OWN: Final = b"device"
 """``seed_origin`` of a seed this device drew for itself (linked without the account's)."""
-"""How often sending an image asks the server for a newer list version (or, after a refusal,
-tries again); :meth:`ClientMatching.refresh` itself asks whenever called."""
 
 Request = Callable[..., Awaitable[Response]]
 """The client's signed request (``Client._request``)."""
@@ -186,21 +187,30 @@ class _Profile:
         row = self._db.execute("SELECT value FROM matching_meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else bytes(row[0])
 
-    def put(self, values: dict[str, bytes]) -> None:
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction: committed on return, rolled back on error."""
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            yield self._db
+
+    def _set(self, key: str, value: bytes) -> None:
+        """Within :meth:`_tx`: store ``value`` under ``key``."""
+        self._db.execute(
+            "INSERT INTO matching_meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def put(self, values: dict[str, bytes]) -> None:
+        with self._tx():
             for key, value in values.items():
-                self._db.execute(
-                    "INSERT INTO matching_meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (key, value),
-                )
+                self._set(key, value)
 
     def delete(self, *keys: str) -> None:
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._tx() as db:
             for key in keys:
-                self._db.execute("DELETE FROM matching_meta WHERE key = ?", (key,))
+                db.execute("DELETE FROM matching_meta WHERE key = ?", (key,))
 
     def allocate_slot(self, holder: bytes, listed: Sequence[int], own_slot: int) -> int | None:
         """The matching slot of the device whose identity key is ``holder``: the one handed to
@@ -209,53 +219,35 @@ class _Profile:
         of devices that never received one). One transaction: a slot is stored as given
         before it leaves this device."""
         key = "slot:" + holder.hex()
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                "SELECT value FROM matching_meta WHERE key = ?", (key,)
-            ).fetchone()
-            if row is not None:
-                return int.from_bytes(row[0], "big")
-            row = self._db.execute(
-                "SELECT value FROM matching_meta WHERE key = 'next_slot'"
-            ).fetchone()
-            slot = MAX_DEVICES - 1 if row is None else int.from_bytes(row[0], "big")
+        with self._tx():
+            given = self.get(key)
+            if given is not None:
+                return int.from_bytes(given, "big")
+            following = self.get("next_slot")
+            slot = MAX_DEVICES - 1 if following is None else int.from_bytes(following, "big")
             if slot <= max(d % MAX_DEVICES for d in (own_slot, *listed)):
                 return None
-            for k, v in ((key, slot), ("next_slot", slot - 1)):
-                self._db.execute(
-                    "INSERT INTO matching_meta (key, value) VALUES (?, ?) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (k, v.to_bytes(4, "big")),
-                )
+            self._set(key, slot.to_bytes(4, "big"))
+            self._set("next_slot", (slot - 1).to_bytes(4, "big"))
             return slot
 
     def next_sequence(self) -> int:
         """The image counter's next value, stored before it is used."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute(
-                "SELECT value FROM matching_meta WHERE key = 'sequence'"
-            ).fetchone()
-            n = 0 if row is None else int.from_bytes(row[0], "big")
-            self._db.execute(
-                "INSERT INTO matching_meta (key, value) VALUES ('sequence', ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                ((n + 1).to_bytes(8, "big"),),
-            )
+        with self._tx():
+            stored = self.get("sequence")
+            n = 0 if stored is None else int.from_bytes(stored, "big")
+            self._set("sequence", (n + 1).to_bytes(8, "big"))
             return n
 
     def enqueue(self, bundle: bytes, now_ms: int) -> int:
         """Queue ``bundle``; return how many old ones were dropped to stay bounded."""
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute(
+        with self._tx() as db:
+            db.execute(
                 "INSERT INTO matching_queue (bundle, created_ms) VALUES (?, ?)", (bundle, now_ms)
             )
-            (count,) = self._db.execute("SELECT count(*) FROM matching_queue").fetchone()
-            excess = max(0, int(count) - MAX_QUEUED_BUNDLES)
+            excess = max(0, self.queue_size() - MAX_QUEUED_BUNDLES)
             if excess:
-                self._db.execute(
+                db.execute(
                     "DELETE FROM matching_queue WHERE id IN "
                     "(SELECT id FROM matching_queue ORDER BY id LIMIT ?)",
                     (excess,),
@@ -273,9 +265,8 @@ class _Profile:
         return int(count)
 
     def dequeue(self, bundle_id: int) -> None:
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM matching_queue WHERE id = ?", (bundle_id,))
+        with self._tx() as db:
+            db.execute("DELETE FROM matching_queue WHERE id = ?", (bundle_id,))
 
     def close(self) -> None:
         self._db.close()

@@ -75,14 +75,7 @@ async def report(
     not a message this device received from ``peer``; the server's refusals arrive as
     :class:`~overt.client.errors.ServerRefused` (``409`` if a message was reported before).
     """
-    if category not in REPORT_CATEGORIES:
-        raise LocalError(f"category must be one of {', '.join(REPORT_CATEGORIES)}")
-    if not 1 <= len(message_ids) <= MAX_REPORTED_MESSAGES:
-        raise LocalError(f"a report names 1..{MAX_REPORTED_MESSAGES} messages")
-    if len(set(message_ids)) != len(message_ids):
-        raise LocalError("a message is named twice")
-    if len(comment.encode("utf-8", "replace")) > MAX_REPORT_COMMENT_BYTES:
-        raise LocalError(f"the comment is over {MAX_REPORT_COMMENT_BYTES} bytes; shorten it")
+    _check_request(category, message_ids, comment)
     # A module of the client package: it reads the profile's store and signs requests as the
     # facade does (Client._active, ._store, ._request), without widening Client's public API.
     profile = client._active()
@@ -99,13 +92,10 @@ async def report(
                 f"no message {mid.hex()[:12]} received from {peer}: only messages this device "
                 "received and showed can be reported"
             )
-        revealed, budget = await _reveal(client, stored, budget)
-        messages.append(_reported(stored, me, cid, revealed))
-    body = {"category": category, "report": Report(me, tuple(messages), comment).to_json()}
-    answer = await client._request("POST", "/v1/reports", json=body)
-    report_id = _api.text(_api.obj(answer.json(), "report answer"), "id", "report answer")
-    log.info("reported %d message(s)", len(messages))
-    return report_id
+        delivery = _delivery(stored)
+        revealed, budget = await _reveal(client, stored.attachment, budget)
+        messages.append(_reported(stored, delivery, me, cid, revealed))
+    return await _send(client, Report(me, tuple(messages), comment), category, "message(s)")
 
 
 async def report_group(
@@ -140,20 +130,15 @@ async def report_group(
                 "device received and showed can be reported"
             )
         m = found[0]
-        if m.server_id is None or m.server_time_ms is None or m.reporting_tag is None:
-            raise LocalError("this message has no delivery record from the server")
-        revealed, budget = await _reveal(client, _as_stored(m, me), budget)
+        server_id, server_time_ms, reporting_tag = _delivery(m)
+        revealed, budget = await _reveal(client, m.attachment, budget)
         reported = ReportedMessage.from_group_delivery(
             m.message, recipient=me, franking_key=m.franking_key, body=m.body,
-            server_id=m.server_id, server_time_ms=m.server_time_ms,
-            reporting_tag=m.reporting_tag, attachment=revealed,
+            server_id=server_id, server_time_ms=server_time_ms, reporting_tag=reporting_tag,
+            attachment=revealed,
         )  # fmt: skip
         messages.append(reported)
-    body = {"category": category, "report": Report(me, tuple(messages), comment).to_json()}
-    answer = await client._request("POST", "/v1/reports", json=body)
-    report_id = _api.text(_api.obj(answer.json(), "report answer"), "id", "report answer")
-    log.info("reported %d group message(s)", len(messages))
-    return report_id
+    return await _send(client, Report(me, tuple(messages), comment), category, "group message(s)")
 
 
 def _check_request(category: str, message_ids: Sequence[bytes], comment: str) -> None:
@@ -167,36 +152,47 @@ def _check_request(category: str, message_ids: Sequence[bytes], comment: str) ->
         raise LocalError(f"the comment is over {MAX_REPORT_COMMENT_BYTES} bytes; shorten it")
 
 
-def _as_stored(m: StoredGroupMessage, me: Address) -> StoredMessage:
-    """A group message in the shape :func:`_reveal` reads (attachment pointer only)."""
-    return StoredMessage(
-        m.group_id, m.sender.account, m.message_id, m.sender, m.direction, m.kind, m.body,
-        m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id, m.server_time_ms,
-        m.reporting_tag, m.franking_key,
-    )  # fmt: skip
+async def _send(client: Client, report: Report, category: str, what: str) -> str:
+    """``POST /v1/reports``; the report's id as the server acknowledged it."""
+    body = {"category": category, "report": report.to_json()}
+    answer = await client._request("POST", "/v1/reports", json=body)
+    report_id = _api.text(_api.obj(answer.json(), "report answer"), "id", "report answer")
+    log.info("reported %d %s", len(report.messages), what)
+    return report_id
+
+
+def _delivery(m: StoredMessage | StoredGroupMessage) -> tuple[int, int, bytes]:
+    """The server's delivery record of a stored message: server id, time, reporting tag."""
+    if m.server_id is None or m.server_time_ms is None or m.reporting_tag is None:
+        raise LocalError("this message has no delivery record from the server: not reportable")
+    return m.server_id, m.server_time_ms, m.reporting_tag
 
 
 def _reported(
-    m: StoredMessage, me: Address, cid: bytes, attachment: RevealedAttachment | None
+    m: StoredMessage,
+    delivery: tuple[int, int, bytes],
+    me: Address,
+    cid: bytes,
+    attachment: RevealedAttachment | None,
 ) -> ReportedMessage:
-    if m.server_id is None or m.server_time_ms is None or m.reporting_tag is None:
-        raise LocalError("this message has no delivery record from the server: not reportable")
+    server_id, server_time_ms, reporting_tag = delivery
     ctx = franking.context(m.sender, cid, m.message_id, m.sent_ms)
     return ReportedMessage(
         sender=m.sender, recipient=me, timestamp_ms=m.sent_ms, message_id=m.message_id,
         conversation_id=cid, franking_commitment=franking.commit(m.franking_key, ctx, m.body),
-        server_id=m.server_id, server_time_ms=m.server_time_ms, reporting_tag=m.reporting_tag,
+        server_id=server_id, server_time_ms=server_time_ms, reporting_tag=reporting_tag,
         franking_key=m.franking_key, body=m.body, attachment=attachment,
     )  # fmt: skip
 
 
 async def _reveal(
-    client: Client, m: StoredMessage, budget: int
+    client: Client, attachment: bytes | None, budget: int
 ) -> tuple[RevealedAttachment | None, int]:
-    """The attachment's ciphertext from the server, checked, if it fits ``budget``."""
-    if m.attachment is None:
+    """The ciphertext of a stored message's attachment (its encoded pointer) from the server,
+    checked, if it fits ``budget``."""
+    if attachment is None:
         return None, budget
-    pointer = AttachmentPointer.decode(m.attachment)
+    pointer = AttachmentPointer.decode(attachment)
     if pointer.size + SEAL_OVERHEAD > budget:
         return None, budget
     try:

@@ -59,12 +59,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from overt.client.errors import ProfileTooNew, StoreError
 from overt.crypto import Ed25519PrivateKey
@@ -73,6 +73,9 @@ from overt.protocol import AccountIdentity, DeviceIdentity, SessionRecord
 from overt.protocol.device import PrekeyStock, decode_identity, encode_identity
 from overt.wire import Address, DeviceEntry, DeviceList, Reader, SignedDeviceList, Writer
 from overt.wire.messages import MAX_ACCOUNT_ID_LEN
+
+if TYPE_CHECKING:
+    from overt.client.group_store import StoredGroupMessage
 
 DB_FILE_NAME: Final = "overt.db"
 ACCOUNT_IDENTITY_VERSION: Final = 1
@@ -485,27 +488,58 @@ def decode_account_identity(data: bytes) -> AccountIdentity:
 
 # ----------------------------------------------------------------------------- the store
 
-_MESSAGE_COLUMNS = (
-    "m.conversation_id, c.peer, m.message_id, m.sender_account, m.sender_device, m.direction, "
-    "m.kind, m.body, m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id, "
-    "m.server_time_ms, m.reporting_tag, m.franking_key"
-)
+#: The columns ``messages`` and ``group_messages`` (:mod:`overt.client.group_store`) share, in
+#: the order of the fields :class:`StoredMessage` and its group counterpart share.
+_MESSAGE_FIELD_NAMES: Final = (
+    "message_id", "sender_account", "sender_device", "direction", "kind", "body", "text",
+    "attachment", "sent_ms", "stored_ms", "server_id", "server_time_ms", "reporting_tag",
+    "franking_key",
+)  # fmt: skip
+_MESSAGE_FIELDS: Final = ", ".join(_MESSAGE_FIELD_NAMES)
+_MESSAGE_PLACEHOLDERS: Final = ", ".join("?" for _ in _MESSAGE_FIELD_NAMES)
+
+_MESSAGE_COLUMNS = f"m.conversation_id, c.peer, {_MESSAGE_FIELDS}"
+
+_MessageFields = tuple[
+    bytes, Address, Direction, int, bytes, str, bytes | None, int, int, int | None, int | None,
+    bytes | None, bytes,
+]  # fmt: skip
+"""The shared fields of a stored message, from ``message_id`` to ``franking_key``."""
 
 
-def _message(row: tuple[object, ...]) -> StoredMessage:
-    (cid, peer, mid, s_acc, s_dev, direction, kind, body, text, att, sent, stored, sid, stime,
-     tag, fk) = row  # fmt: skip
-    return StoredMessage(
-        _b(cid), _b(peer), _b(mid), Address(_b(s_acc), _i(s_dev)), Direction(str(direction)),
-        _i(kind), _b(body), str(text), _ob(att), _i(sent), _i(stored), _oi(sid), _oi(stime),
-        _ob(tag), _b(fk),
+def _message_fields(row: Sequence[object]) -> _MessageFields:
+    """The columns of ``_MESSAGE_FIELDS`` read back, typed."""
+    mid, s_acc, s_dev, direction, kind, body, text, att, sent, stored, sid, stime, tag, fk = row
+    return (
+        _b(mid), Address(_b(s_acc), _i(s_dev)), Direction(str(direction)), _i(kind), _b(body),
+        str(text), _ob(att), _i(sent), _i(stored), _oi(sid), _oi(stime), _ob(tag), _b(fk),
     )  # fmt: skip
 
 
-def _b(v: object) -> bytes:
-    if not isinstance(v, bytes):
+def _message_values(m: StoredMessage | StoredGroupMessage) -> tuple[object, ...]:
+    """The values of ``_MESSAGE_FIELDS`` for a message to store."""
+    return (
+        m.message_id, m.sender.account, m.sender.device, str(m.direction), m.kind, m.body,
+        m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id, m.server_time_ms,
+        m.reporting_tag, m.franking_key,
+    )  # fmt: skip
+
+
+def _message(row: tuple[object, ...]) -> StoredMessage:
+    return StoredMessage(_b(row[0]), _b(row[1]), *_message_fields(row[2:]))
+
+
+_T = TypeVar("_T")
+
+
+def _checked(v: object, kind: type[_T]) -> _T:
+    if not isinstance(v, kind):
         raise StoreError("the local database holds a value of the wrong type; it is damaged")
     return v
+
+
+def _b(v: object) -> bytes:
+    return _checked(v, bytes)
 
 
 def _ob(v: object) -> bytes | None:
@@ -513,9 +547,7 @@ def _ob(v: object) -> bytes | None:
 
 
 def _i(v: object) -> int:
-    if not isinstance(v, int):
-        raise StoreError("the local database holds a value of the wrong type; it is damaged")
-    return v
+    return _checked(v, int)
 
 
 def _oi(v: object) -> int | None:
@@ -523,11 +555,7 @@ def _oi(v: object) -> int | None:
 
 
 def _os(v: object) -> str | None:
-    if v is None:
-        return None
-    if not isinstance(v, str):
-        raise StoreError("the local database holds a value of the wrong type; it is damaged")
-    return v
+    return None if v is None else _checked(v, str)
 
 
 class Store:
@@ -581,7 +609,7 @@ class Store:
         return 0 if row is None or row[0] is None else _i(row[0])
 
     def _migrate(self) -> None:
-        with _guard("update the profile's schema"), self._tx() as db:
+        with self._write("update the profile's schema") as db:
             db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY)")
             current = self._version()
             if current > SCHEMA_VERSION:
@@ -605,18 +633,36 @@ class Store:
             raise
         db.execute("COMMIT")
 
+    def _all(self, operation: str, sql: str, args: Sequence[object] = ()) -> list[Any]:
+        """The rows ``sql`` selects; errors mapped to :class:`StoreError` (``operation`` says
+        what failed)."""
+        with _guard(operation):
+            return self._db.execute(sql, args).fetchall()
+
+    def _one(self, operation: str, sql: str, args: Sequence[object] = ()) -> Any:
+        """The first row ``sql`` selects, or None; errors mapped as by :meth:`_all`."""
+        with _guard(operation):
+            return self._db.execute(sql, args).fetchone()
+
+    @contextmanager
+    def _write(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction, its errors mapped to :class:`StoreError` (``operation`` says
+        what failed). :mod:`overt.client.group_store` writes its tables through it too."""
+        with _guard(operation), self._tx() as db:
+            yield db
+
     # -- profile --------------------------------------------------------------------------
 
     def profile(self) -> Profile | None:
-        with _guard("read this device's keys"):
-            row = self._db.execute(
-                "SELECT account, state, account_identity, device_identity, prekeys "
-                "FROM profile WHERE id = 1"
-            ).fetchone()
+        row = self._one(
+            "read this device's keys",
+            "SELECT account, state, account_identity, device_identity, prekeys "
+            "FROM profile WHERE id = 1",
+        )
         if row is None:
             return None
         account, state, account_identity, device, prekeys = row
-        try:
+        with _decoding(f"this device's keys in {self.path} do not decode"):
             return Profile(
                 _b(account),
                 ProfileState(str(state)),
@@ -624,15 +670,11 @@ class Store:
                 decode_identity(_b(device)),
                 PrekeyStock.decode(_b(prekeys)),
             )
-        except (DecodeError, ValueError) as exc:
-            raise StoreError(
-                f"this device's keys in {self.path} do not decode; the profile is damaged"
-            ) from exc
 
     def create_profile(self, profile: Profile, now_ms: int) -> None:
         """Store a new profile; :class:`StoreError` if the profile already holds one."""
         ai = profile.account_identity
-        with _guard("store this device's keys"), self._tx() as db:
+        with self._write("store this device's keys") as db:
             db.execute(
                 "INSERT INTO profile (id, account, state, account_identity, device_identity, "
                 "prekeys, created_ms) VALUES (1, ?, ?, ?, ?, ?, ?)",
@@ -662,14 +704,14 @@ class Store:
             args.append(prekeys.encode())
         if not sets:
             return
-        with _guard("update this device's keys"), self._tx() as db:
+        with self._write("update this device's keys") as db:
             db.execute(f"UPDATE profile SET {', '.join(sets)} WHERE id = 1", args)  # noqa: S608
 
     def delete_profile(self) -> None:
         """Forget this device's keys, sessions, contacts and what it knew of its own account
         (an abandoned registration). The pinned manifest and checkpoint stay: they are the
         server's, not the account's."""
-        with _guard("reset the profile"), self._tx() as db:
+        with self._write("reset the profile") as db:
             for table in ("profile", "sessions", "contacts", "kt_own_lists", "kt_monitor"):
                 db.execute(f"DELETE FROM {table}")  # noqa: S608
 
@@ -691,38 +733,35 @@ class Store:
         return self.sessions([address]).get(address)
 
     def session_addresses(self, account: bytes) -> list[Address]:
-        with _guard("read sessions"):
-            rows = self._db.execute(
-                "SELECT device FROM sessions WHERE account = ? ORDER BY device", (account,)
-            ).fetchall()
+        rows = self._all(
+            "read sessions",
+            "SELECT device FROM sessions WHERE account = ? ORDER BY device",
+            (account,),
+        )
         return [Address(account, _i(r[0])) for r in rows]
 
     def _record(self, raw: object) -> SessionRecord:
-        try:
+        with _decoding(f"a session in {self.path} does not decode"):
             return SessionRecord.decode(_b(raw))
-        except DecodeError as exc:
-            raise StoreError(f"a session in {self.path} does not decode; it is damaged") from exc
 
     def save_sessions(self, records: Mapping[Address, SessionRecord], now_ms: int) -> None:
-        with _guard("store sessions"), self._tx() as db:
+        with self._write("store sessions") as db:
             for addr, rec in records.items():
                 _put_session(db, addr, rec, now_ms)
 
     # -- contacts -------------------------------------------------------------------------
 
     def contact(self, account: bytes) -> Contact | None:
-        with _guard("read a contact"):
-            row = self._db.execute(
-                "SELECT account_key, device_list, first_seen_ms, log_index FROM contacts "
-                "WHERE account = ?",
-                (account,),
-            ).fetchone()
+        row = self._one(
+            "read a contact",
+            "SELECT account_key, device_list, first_seen_ms, log_index FROM contacts "
+            "WHERE account = ?",
+            (account,),
+        )
         if row is None:
             return None
-        try:
+        with _decoding(f"a contact in {self.path} does not decode"):
             signed = SignedDeviceList.decode(_b(row[1]))
-        except DecodeError as exc:
-            raise StoreError(f"a contact in {self.path} does not decode; it is damaged") from exc
         return Contact(account, _b(row[0]), signed, _i(row[2]), _oi(row[3]))
 
     def save_contact(
@@ -730,7 +769,7 @@ class Store:
     ) -> None:
         """Store ``contact`` and delete the sessions of devices it no longer lists (or lists
         with other keys), in one transaction."""
-        with _guard("store a contact"), self._tx() as db:
+        with self._write("store a contact") as db:
             db.execute(
                 "INSERT INTO contacts (account, account_key, device_list, serial, "
                 "first_seen_ms, updated_ms, log_index) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -750,26 +789,24 @@ class Store:
 
     def manifest(self) -> tuple[bytes, int] | None:
         """The pinned signed manifest and its log index, or None."""
-        with _guard("read the pinned manifest"):
-            row = self._db.execute(
-                "SELECT manifest, log_index FROM kt_manifest WHERE id = 1"
-            ).fetchone()
+        row = self._one(
+            "read the pinned manifest", "SELECT manifest, log_index FROM kt_manifest WHERE id = 1"
+        )
         return None if row is None else (_b(row[0]), _i(row[1]))
 
     def pin_manifest(self, manifest: bytes, log_index: int, now_ms: int) -> None:
-        with _guard("pin the manifest"), self._tx() as db:
+        with self._write("pin the manifest") as db:
             _put_manifest(db, manifest, log_index, now_ms)
 
     def checkpoint(self) -> bytes | None:
         """The newest verified checkpoint (a signed note), or None."""
-        with _guard("read the newest checkpoint"):
-            row = self._db.execute("SELECT note FROM kt_checkpoint WHERE id = 1").fetchone()
+        row = self._one("read the newest checkpoint", "SELECT note FROM kt_checkpoint WHERE id = 1")
         return None if row is None else _b(row[0])
 
     def set_checkpoint(self, size: int, note: bytes, now_ms: int) -> None:
         """Record a newer verified checkpoint; an older one (smaller size) is ignored, so that
         concurrent tasks cannot move it backwards."""
-        with _guard("store the newest checkpoint"), self._tx() as db:
+        with self._write("store the newest checkpoint") as db:
             db.execute(
                 "INSERT INTO kt_checkpoint (id, size, note, updated_ms) VALUES (1, ?, ?, ?) "
                 "ON CONFLICT (id) DO UPDATE SET size = excluded.size, note = excluded.note, "
@@ -778,10 +815,10 @@ class Store:
             )
 
     def monitor(self) -> MonitorState | None:
-        with _guard("read the log monitor's state"):
-            row = self._db.execute(
-                "SELECT size, frontier, own_label, checked_ms FROM kt_monitor WHERE id = 1"
-            ).fetchone()
+        row = self._one(
+            "read the log monitor's state",
+            "SELECT size, frontier, own_label, checked_ms FROM kt_monitor WHERE id = 1",
+        )
         if row is None:
             return None
         frontier = _b(row[1])
@@ -800,7 +837,7 @@ class Store:
     ) -> list[int]:
         """One monitoring step, all or nothing: the new state, the alarms it found and the
         manifest it adopted. Returns the ids of the alarms that were new."""
-        with _guard("store the log monitor's state"), self._tx() as db:
+        with self._write("store the log monitor's state") as db:
             db.execute(
                 "INSERT INTO kt_monitor (id, size, frontier, own_label, checked_ms) "
                 "VALUES (1, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, "
@@ -814,16 +851,16 @@ class Store:
 
     def own_lists(self) -> dict[bytes, tuple[int, bytes]]:
         """This account's known device lists: SHA-256 of each → (serial, account key)."""
-        with _guard("read this account's device lists"):
-            rows = self._db.execute(
-                "SELECT list_hash, serial, account_key FROM kt_own_lists"
-            ).fetchall()
+        rows = self._all(
+            "read this account's device lists",
+            "SELECT list_hash, serial, account_key FROM kt_own_lists",
+        )
         return {_b(h): (_i(serial), _b(key)) for h, serial, key in rows}
 
     def remember_own_list(
         self, list_hash: bytes, serial: int, account_key: bytes, now_ms: int
     ) -> None:
-        with _guard("remember a device list of this account"), self._tx() as db:
+        with self._write("remember a device list of this account") as db:
             db.execute(
                 "INSERT OR IGNORE INTO kt_own_lists (list_hash, serial, account_key, "
                 "recorded_ms) VALUES (?, ?, ?, ?)",
@@ -832,16 +869,16 @@ class Store:
 
     def add_alarm(self, alarm: NewAlarm, now_ms: int) -> int | None:
         """Record ``alarm``; its id, or None if the same finding was already recorded."""
-        with _guard("record an alarm"), self._tx() as db:
+        with self._write("record an alarm") as db:
             return _put_alarm(db, alarm, now_ms)
 
     def alarms(self, *, include_acknowledged: bool = False) -> list[AlarmRecord]:
         where = "" if include_acknowledged else " WHERE acknowledged_ms IS NULL"
-        with _guard("read alarms"):
-            rows = self._db.execute(
-                "SELECT id, kind, entry_index, detail, ours, theirs, detected_ms, "  # noqa: S608
-                f"acknowledged_ms FROM alarms{where} ORDER BY id"
-            ).fetchall()
+        rows = self._all(
+            "read alarms",
+            "SELECT id, kind, entry_index, detail, ours, theirs, detected_ms, "  # noqa: S608
+            f"acknowledged_ms FROM alarms{where} ORDER BY id",
+        )
         return [
             AlarmRecord(_i(i), str(k), _oi(e), str(d), _os(o), _os(t), _i(ms), _oi(ack))
             for i, k, e, d, o, t, ms, ack in rows
@@ -849,7 +886,7 @@ class Store:
 
     def acknowledge_alarms(self, ids: Iterable[int] | None, now_ms: int) -> int:
         """Mark the given alarms (all, if None) acknowledged; how many were newly marked."""
-        with _guard("acknowledge alarms"), self._tx() as db:
+        with self._write("acknowledge alarms") as db:
             if ids is None:
                 return db.execute(
                     "UPDATE alarms SET acknowledged_ms = ? WHERE acknowledged_ms IS NULL",
@@ -866,7 +903,7 @@ class Store:
 
     def add_pending_gossip(self, gossip: PendingGossip, bound: int) -> None:
         """Keep a peer's checkpoint to check later; at most ``bound`` are kept (oldest go)."""
-        with _guard("keep a gossiped checkpoint"), self._tx() as db:
+        with self._write("keep a gossiped checkpoint") as db:
             db.execute(
                 "INSERT OR IGNORE INTO kt_pending_gossip (origin, size, root_hash, "
                 "received_ms) VALUES (?, ?, ?, ?)",
@@ -879,15 +916,15 @@ class Store:
             )
 
     def pending_gossip(self) -> list[PendingGossip]:
-        with _guard("read gossiped checkpoints"):
-            rows = self._db.execute(
-                "SELECT origin, size, root_hash, received_ms FROM kt_pending_gossip "
-                "ORDER BY received_ms"
-            ).fetchall()
+        rows = self._all(
+            "read gossiped checkpoints",
+            "SELECT origin, size, root_hash, received_ms FROM kt_pending_gossip "
+            "ORDER BY received_ms",
+        )
         return [PendingGossip(str(o), _i(n), _b(r), _i(ms)) for o, n, r, ms in rows]
 
     def drop_pending_gossip(self, gossip: PendingGossip) -> None:
-        with _guard("drop a gossiped checkpoint"), self._tx() as db:
+        with self._write("drop a gossiped checkpoint") as db:
             db.execute(
                 "DELETE FROM kt_pending_gossip WHERE origin = ? AND size = ? AND root_hash = ?",
                 (gossip.origin, gossip.size, gossip.root_hash),
@@ -897,18 +934,18 @@ class Store:
 
     def escrow_epochs(self) -> list[StoredEpoch]:
         """The verified escrow-epoch keys, oldest epoch first."""
-        with _guard("read the escrow epochs"):
-            rows = self._db.execute(
-                "SELECT epoch, public_key, transcript_hash, not_before, retain_until, log_index "
-                "FROM escrow_epochs ORDER BY epoch"
-            ).fetchall()
+        rows = self._all(
+            "read the escrow epochs",
+            "SELECT epoch, public_key, transcript_hash, not_before, retain_until, log_index "
+            "FROM escrow_epochs ORDER BY epoch",
+        )
         return [
             StoredEpoch(_i(e), _b(k), _b(h), _i(nb), _i(ru), _i(ix)) for e, k, h, nb, ru, ix in rows
         ]
 
     def add_escrow_epochs(self, epochs: Iterable[StoredEpoch], now_ms: int) -> None:
         """Keep verified epochs (an epoch already kept stays as it was)."""
-        with _guard("store an escrow epoch"), self._tx() as db:
+        with self._write("store an escrow epoch") as db:
             for e in epochs:
                 db.execute(
                     "INSERT OR IGNORE INTO escrow_epochs (epoch, public_key, transcript_hash, "
@@ -920,17 +957,16 @@ class Store:
 
     def access_watch_size(self) -> int:
         """How far the log was read for warrants (0 if never)."""
-        with _guard("read the warrant watch"):
-            row = self._db.execute("SELECT size FROM access_watch WHERE id = 1").fetchone()
+        row = self._one("read the warrant watch", "SELECT size FROM access_watch WHERE id = 1")
         return 0 if row is None else _i(row[0])
 
     def access_warrants(self) -> list[TrackedWarrant]:
         """Every tracked warrant, in log order."""
-        with _guard("read the tracked warrants"):
-            rows = self._db.execute(
-                "SELECT warrant_id, commitment_index, commitment, receipts, unsealing_index, "
-                "opening, found_ms, shown_ms FROM access_warrants ORDER BY commitment_index"
-            ).fetchall()
+        rows = self._all(
+            "read the tracked warrants",
+            "SELECT warrant_id, commitment_index, commitment, receipts, unsealing_index, "
+            "opening, found_ms, shown_ms FROM access_warrants ORDER BY commitment_index",
+        )
         return [
             TrackedWarrant(_b(w), _i(ci), _b(c), _b(r), _oi(ui), _ob(o), _oi(f), _oi(sh))
             for w, ci, c, r, ui, o, f, sh in rows
@@ -947,7 +983,7 @@ class Store:
     ) -> list[int]:
         """One step of the warrant watch, all or nothing: how far the log was read, the
         warrants changed and dropped, and the alarms found (ids of the new ones returned)."""
-        with _guard("store the warrant watch"), self._tx() as db:
+        with self._write("store the warrant watch") as db:
             db.execute(
                 "INSERT INTO access_watch (id, size) VALUES (1, ?) "
                 "ON CONFLICT (id) DO UPDATE SET size = excluded.size",
@@ -967,7 +1003,7 @@ class Store:
 
     def mark_notices_shown(self, warrant_ids: Iterable[bytes], now_ms: int) -> int:
         """Record that these notices were shown to the person; how many were new."""
-        with _guard("mark notices shown"), self._tx() as db:
+        with self._write("mark notices shown") as db:
             return sum(
                 db.execute(
                     "UPDATE access_warrants SET shown_ms = ? WHERE warrant_id = ? "
@@ -981,7 +1017,7 @@ class Store:
 
     def add_message(self, message: StoredMessage) -> bool:
         """Store ``message``; False (and nothing changes) if its id is already stored."""
-        with _guard("store a message"), self._tx() as db:
+        with self._write("store a message") as db:
             return _put_message(db, message)
 
     def commit_received(
@@ -999,7 +1035,7 @@ class Store:
         the stock without consumed prekeys, the message (or the failure), what ``extra``
         writes (group input: :mod:`overt.client.group_store`) and the mail's id.
         Returns whether a new message row was stored."""
-        with _guard("store a received message"), self._tx() as db:
+        with self._write("store a received message") as db:
             if extra is not None:
                 extra(db)
             if session is not None:
@@ -1008,12 +1044,7 @@ class Store:
                 db.execute("UPDATE profile SET prekeys = ? WHERE id = 1", (prekeys.encode(),))
             inserted = _put_message(db, message) if message is not None else False
             if failure is not None:
-                db.execute(
-                    "INSERT INTO undecryptable (server_id, sender_account, sender_device, "
-                    "server_time_ms, reason, recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
-                    (failure.server_id, failure.sender.account, failure.sender.device,
-                     failure.server_time_ms, failure.reason, failure.recorded_ms),
-                )  # fmt: skip
+                _put_failure(db, failure)
             db.execute(
                 "INSERT OR IGNORE INTO seen_mail (server_id, seen_ms) VALUES (?, ?)",
                 (mail_id, now_ms),
@@ -1021,38 +1052,37 @@ class Store:
             return inserted
 
     def mail_seen(self, server_id: int) -> bool:
-        with _guard("read delivered mail ids"):
-            row = self._db.execute(
-                "SELECT 1 FROM seen_mail WHERE server_id = ?", (server_id,)
-            ).fetchone()
+        row = self._one(
+            "read delivered mail ids", "SELECT 1 FROM seen_mail WHERE server_id = ?", (server_id,)
+        )
         return row is not None
 
     def forget_seen_mail(self, before_ms: int) -> int:
-        with _guard("prune delivered mail ids"), self._tx() as db:
+        with self._write("prune delivered mail ids") as db:
             return db.execute("DELETE FROM seen_mail WHERE seen_ms < ?", (before_ms,)).rowcount
 
     def history(self, conversation_id: bytes, limit: int) -> list[StoredMessage]:
         """The last ``limit`` messages of a conversation, oldest first."""
-        with _guard("read messages"):
-            rows = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
-                "JOIN conversations c USING (conversation_id) "
-                "WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?",
-                (conversation_id, max(0, limit)),
-            ).fetchall()
+        rows = self._all(
+            "read messages",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
+            "JOIN conversations c USING (conversation_id) "
+            "WHERE m.conversation_id = ? ORDER BY m.seq DESC LIMIT ?",
+            (conversation_id, max(0, limit)),
+        )
         return [_message(r) for r in reversed(rows)]
 
     def message(
         self, conversation_id: bytes, sender_account: bytes, message_id: bytes
     ) -> StoredMessage | None:
         """One stored message by its unique key, or None (abuse reports look messages up)."""
-        with _guard("read messages"):
-            row = self._db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
-                "JOIN conversations c USING (conversation_id) "
-                "WHERE m.conversation_id = ? AND m.sender_account = ? AND m.message_id = ?",
-                (conversation_id, sender_account, message_id),
-            ).fetchone()
+        row = self._one(
+            "read messages",
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages m "  # noqa: S608
+            "JOIN conversations c USING (conversation_id) "
+            "WHERE m.conversation_id = ? AND m.sender_account = ? AND m.message_id = ?",
+            (conversation_id, sender_account, message_id),
+        )
         return None if row is None else _message(row)
 
     def conversations(self) -> list[tuple[bytes, bytes, int, StoredMessage | None]]:
@@ -1069,17 +1099,16 @@ class Store:
         return out
 
     def message_count(self) -> int:
-        with _guard("read messages"):
-            row = self._db.execute("SELECT count(*) FROM messages").fetchone()
+        row = self._one("read messages", "SELECT count(*) FROM messages")
         return 0 if row is None else _i(row[0])
 
     def failures(self, limit: int = 100) -> list[Failure]:
-        with _guard("read undecryptable mail"):
-            rows = self._db.execute(
-                "SELECT server_id, sender_account, sender_device, server_time_ms, reason, "
-                "recorded_ms FROM undecryptable ORDER BY seq DESC LIMIT ?",
-                (max(0, limit),),
-            ).fetchall()
+        rows = self._all(
+            "read undecryptable mail",
+            "SELECT server_id, sender_account, sender_device, server_time_ms, reason, "
+            "recorded_ms FROM undecryptable ORDER BY seq DESC LIMIT ?",
+            (max(0, limit),),
+        )
         return [
             Failure(_i(s), Address(_b(a), _i(d)), _i(t), str(reason), _i(rec))
             for s, a, d, t, reason, rec in reversed(rows)
@@ -1113,6 +1142,15 @@ def _put_session(db: sqlite3.Connection, addr: Address, rec: SessionRecord, now_
     )
 
 
+def _put_failure(db: sqlite3.Connection, f: Failure) -> None:
+    db.execute(
+        "INSERT INTO undecryptable (server_id, sender_account, sender_device, server_time_ms, "
+        "reason, recorded_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        (f.server_id, f.sender.account, f.sender.device, f.server_time_ms, f.reason,
+         f.recorded_ms),
+    )  # fmt: skip
+
+
 def _put_message(db: sqlite3.Connection, m: StoredMessage) -> bool:
     when = m.stored_ms
     db.execute(
@@ -1121,14 +1159,10 @@ def _put_message(db: sqlite3.Connection, m: StoredMessage) -> bool:
         (m.conversation_id, m.peer, when, when),
     )
     cur = db.execute(
-        "INSERT OR IGNORE INTO messages (conversation_id, message_id, sender_account, "
-        "sender_device, direction, kind, body, text, attachment, sent_ms, stored_ms, server_id, "
-        "server_time_ms, reporting_tag, franking_key) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (m.conversation_id, m.message_id, m.sender.account, m.sender.device, str(m.direction),
-         m.kind, m.body, m.text, m.attachment, m.sent_ms, m.stored_ms, m.server_id,
-         m.server_time_ms, m.reporting_tag, m.franking_key),
-    )  # fmt: skip
+        f"INSERT OR IGNORE INTO messages (conversation_id, {_MESSAGE_FIELDS}) "  # noqa: S608
+        f"VALUES (?, {_MESSAGE_PLACEHOLDERS})",
+        (m.conversation_id, *_message_values(m)),
+    )
     if cur.rowcount != 1:
         return False
     db.execute(
@@ -1136,6 +1170,16 @@ def _put_message(db: sqlite3.Connection, m: StoredMessage) -> bool:
         (when, m.conversation_id),
     )
     return True
+
+
+@contextmanager
+def _decoding(what: str) -> Iterator[None]:
+    """Map a stored record that does not decode to :class:`StoreError` (``what`` says which
+    and where): the profile is damaged."""
+    try:
+        yield
+    except (DecodeError, ValueError) as exc:
+        raise StoreError(f"{what}; the profile is damaged") from exc
 
 
 @contextmanager

@@ -92,11 +92,8 @@ def context(
     timestamp_ms: int,
 ) -> bytes:
     """The canonical access context ``ctx`` of one message copy."""
-    w = Writer().raw(_CTX_LABEL).u32(epoch)
-    sender.write(w)
-    recipient.write(w)
-    w.fixed(conversation_id, 32).fixed(message_id, 16).u32(timestamp_ms // DAY_MS)
-    return w.getvalue()
+    return direct_context(AccessKind.CONTENT, epoch, sender, recipient, conversation_id,
+                          message_id, timestamp_ms)  # fmt: skip
 
 
 def key_context(
@@ -111,11 +108,8 @@ def key_context(
     material**: the fields of :func:`context` under the label "Overt_AF_keys_ctx_v1", which
     differs from the content label at its tenth byte (and from the group label there too), so
     no key context equals a content or a group context."""
-    w = Writer().raw(_KEYS_CTX_LABEL).u32(epoch)
-    sender.write(w)
-    recipient.write(w)
-    w.fixed(conversation_id, 32).fixed(message_id, 16).u32(timestamp_ms // DAY_MS)
-    return w.getvalue()
+    return direct_context(AccessKind.KEY_MATERIAL, epoch, sender, recipient, conversation_id,
+                          message_id, timestamp_ms)  # fmt: skip
 
 
 def direct_context(
@@ -127,9 +121,14 @@ def direct_context(
     message_id: bytes,
     timestamp_ms: int,
 ) -> bytes:
-    """:func:`context` or :func:`key_context`, as ``kind`` says."""
-    make = key_context if kind is AccessKind.KEY_MATERIAL else context
-    return make(epoch, sender, recipient, conversation_id, message_id, timestamp_ms)
+    """:func:`context` or :func:`key_context`, as ``kind`` says (the two differ in their
+    label only)."""
+    label = _KEYS_CTX_LABEL if kind is AccessKind.KEY_MATERIAL else _CTX_LABEL
+    w = Writer().raw(label).u32(epoch)
+    sender.write(w)
+    recipient.write(w)
+    w.fixed(conversation_id, 32).fixed(message_id, 16).u32(timestamp_ms // DAY_MS)
+    return w.getvalue()
 
 
 def is_key_context(ctx: bytes) -> bool:

@@ -221,6 +221,19 @@ class RevealedAttachment:
         return cls(_fixed(o["key"], f"{what}.key", KEY_LEN), ct, pt)
 
 
+def _read_delivery(
+    r: Reader,
+) -> tuple[int, int, bytes, bytes, bytes, RevealedAttachment | None]:
+    """What both reported layouts end with: server id, server time, reporting tag, franking
+    key, body and the revealed attachment (see :meth:`ReportedMessage._write_delivery`)."""
+    server_id, server_time = r.u64("server_id"), r.u64("server_time_ms")
+    tag = r.fixed(franking.TAG_LEN, "reporting_tag")
+    fk = r.fixed(franking.FRANKING_KEY_LEN, "franking_key")
+    body = r.vec(4, "body", MAX_BODY_LEN)
+    att = RevealedAttachment.read(r) if r.boolean("has_attachment") else None
+    return server_id, server_time, tag, fk, body, att
+
+
 @dataclass(frozen=True, slots=True)
 class ReportedMessage:
     """One message as the reporter received it, revealed whole."""
@@ -286,27 +299,27 @@ class ReportedMessage:
             reporting_tag, franking_key, body, attachment,
         )  # fmt: skip
 
-    def write_group(self, w: Writer) -> None:
-        """The ``ReportedGroupMessage`` layout (see the module docstring)."""
-        if self.group_message is None:
-            raise ValueError("not a group message")
-        w.vec(self.group_message, 4, MAX_GROUP_MESSAGE_BYTES)
-        self.recipient.write(w)
+    def _write_delivery(self, w: Writer) -> None:
+        """What both layouts end with: the mail record and what the reporter reveals."""
         w.u64(self.server_id).u64(self.server_time_ms).fixed(self.reporting_tag, franking.TAG_LEN)
         w.fixed(self.franking_key, franking.FRANKING_KEY_LEN).vec(self.body, 4, MAX_BODY_LEN)
         w.boolean(self.attachment is not None)
         if self.attachment is not None:
             self.attachment.write(w)
 
+    def write_group(self, w: Writer) -> None:
+        """The ``ReportedGroupMessage`` layout (see the module docstring)."""
+        if self.group_message is None:
+            raise ValueError("not a group message")
+        w.vec(self.group_message, 4, MAX_GROUP_MESSAGE_BYTES)
+        self.recipient.write(w)
+        self._write_delivery(w)
+
     @classmethod
     def read_group(cls, r: Reader) -> Self:
         data = r.vec(4, "group_message", MAX_GROUP_MESSAGE_BYTES, min_len=1)
         recipient = Address.read(r)
-        server_id, server_time = r.u64("server_id"), r.u64("server_time_ms")
-        tag = r.fixed(franking.TAG_LEN, "reporting_tag")
-        fk = r.fixed(franking.FRANKING_KEY_LEN, "franking_key")
-        body = r.vec(4, "body", MAX_BODY_LEN)
-        att = RevealedAttachment.read(r) if r.boolean("has_attachment") else None
+        server_id, server_time, tag, fk, body, att = _read_delivery(r)
         return cls.from_group_delivery(
             data, recipient=recipient, franking_key=fk, body=body, server_id=server_id,
             server_time_ms=server_time, reporting_tag=tag, attachment=att,
@@ -318,11 +331,7 @@ class ReportedMessage:
         w.u64(self.timestamp_ms).fixed(self.message_id, MESSAGE_ID_LEN)
         w.fixed(self.conversation_id, CONVERSATION_ID_LEN)
         w.fixed(self.franking_commitment, franking.COMMITMENT_LEN)
-        w.u64(self.server_id).u64(self.server_time_ms).fixed(self.reporting_tag, franking.TAG_LEN)
-        w.fixed(self.franking_key, franking.FRANKING_KEY_LEN).vec(self.body, 4, MAX_BODY_LEN)
-        w.boolean(self.attachment is not None)
-        if self.attachment is not None:
-            self.attachment.write(w)
+        self._write_delivery(w)
 
     @classmethod
     def read(cls, r: Reader) -> Self:
@@ -332,11 +341,7 @@ class ReportedMessage:
         mid = r.fixed(MESSAGE_ID_LEN, "message_id")
         cid = r.fixed(CONVERSATION_ID_LEN, "conversation_id")
         commitment = r.fixed(franking.COMMITMENT_LEN, "franking_commitment")
-        server_id, server_time = r.u64("server_id"), r.u64("server_time_ms")
-        tag = r.fixed(franking.TAG_LEN, "reporting_tag")
-        fk = r.fixed(franking.FRANKING_KEY_LEN, "franking_key")
-        body = r.vec(4, "body", MAX_BODY_LEN)
-        att = RevealedAttachment.read(r) if r.boolean("has_attachment") else None
+        server_id, server_time, tag, fk, body, att = _read_delivery(r)
         return cls(sender, recipient, ts, mid, cid, commitment, server_id, server_time, tag, fk,
                    body, att)  # fmt: skip
 

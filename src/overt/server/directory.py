@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 from overt.crypto import Rng, sha256
 from overt.crypto.vrf import VrfSecretKey, proof_to_hash, prove
 from overt.server.checkpointer import Published
 from overt.server.errors import NotYetPublished
+from overt.server.keyed_locks import KeyedLocks
 from overt.server.logs import LOGGER
 from overt.storage import AccountStore, AlreadyExists, KtRecord, KtStore, NotFound
 from overt.transparency.checkpoint import ProofBundle
@@ -66,27 +67,6 @@ class Lookup:
     bundle: ProofBundle = field(repr=False)
 
 
-class _KeyedLocks:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[bytes, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: bytes) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 class KeyDirectory:
     """Publishes account keys to the log and answers lookups.
 
@@ -112,7 +92,7 @@ class KeyDirectory:
         self._rng = rng
         self._ready = ready
         self._published = published
-        self._locks = _KeyedLocks()
+        self._locks = KeyedLocks()
         self._appender: tuple[asyncio.AbstractEventLoop, Appender] | None = None
 
     def label(self, account_id: bytes) -> bytes:

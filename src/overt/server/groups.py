@@ -23,10 +23,11 @@ what is public (DESIGN.md §3; docs/protocol.md, "Groups"):
   of kind ``group``. Each copy has its own reporting tag
   (:func:`overt.protocol.franking.reporting_tag` over the message's franking commitment, the
   sender, *that* recipient device, its server id and the server time), so a report verifies for
-  the member it was delivered to only. Then, as for one-to-one mail: one wake-up per recipient
-  carrying the mail, the metadata signals, and the lawful-interception hook — which copies the
-  message once (not once per delivery), with the signed update of its view, if a live warrant
-  targets its sender or a member (:meth:`overt.server.lawful.LawfulAccess.intercept_group`).
+  the member it was delivered to only. Then, as for one-to-one mail (the same
+  :mod:`overt.server.fanout`): one wake-up per recipient carrying the mail, the metadata
+  signals, and the lawful-interception hook — which copies the message once (not once per
+  delivery), with the signed update of its view, if a live warrant targets its sender or a
+  member (:meth:`overt.server.lawful.LawfulAccess.intercept_group`).
 
 The server never rewrites a view: after a member links or removes a device it fans out to the
 view's registered devices and says ``devices_changed``; an admin's client then proposes the next
@@ -50,9 +51,7 @@ from pydantic import BaseModel, Field
 
 from overt.crypto import Ed25519PublicKey
 from overt.errors import ProtocolViolation
-from overt.protocol.franking import reporting_tag
 from overt.protocol.groups import GroupState, Membership, apply_membership, join_group
-from overt.server import notify
 from overt.server.auth import Clock
 from overt.server.codec import B64_PATTERN, b64_chars, b64decode, b64encode
 from overt.server.errors import (
@@ -64,6 +63,7 @@ from overt.server.errors import (
     StaleDevices,
     TooLarge,
 )
+from overt.server.fanout import notify_stored, store_tagged
 from overt.server.limits import (
     GROUP_VIEW_CACHE_ENTRIES,
     GROUP_VIEW_UPDATES_MAX,
@@ -76,7 +76,7 @@ from overt.server.limits import (
 from overt.server.models import _B64, ErrorBody, _Out, _Strict, parse_json
 from overt.server.notify import Notifier
 from overt.server.signals import SignalService
-from overt.storage import AccountStore, Mail, MailboxStore, MailKind, NewMail, NotFound
+from overt.storage import AccountStore, MailboxStore, MailKind, NewMail, NotFound
 from overt.storage.errors import StorageConflict
 from overt.storage.groups import GroupStore, GroupUpdate, NewGroupUpdate
 from overt.wire import Address
@@ -364,29 +364,11 @@ class GroupService:
             for r in recipients
         ]
         server_time = self._clock()
-        key, commitment = self._franking_key, message.franking_commitment
-        tags: dict[int, bytes] = {}
-
-        def tag(server_id: int, mail: NewMail) -> bytes:
-            recipient = Address(mail.recipient_account, mail.recipient_device)
-            tags[server_id] = reporting_tag(
-                key, commitment, sender, recipient, server_id, server_time
-            )
-            return tags[server_id]
-
-        ids = await self._mailboxes.enqueue(batch, server_time, tag) if batch else ()
-        for server_id, item in zip(ids, batch, strict=True):
-            recipient = Address(item.recipient_account, item.recipient_device)
-            tagged = tags.get(server_id)
-            hint = notify.MAIL
-            if tagged is not None:
-                stored = Mail(
-                    server_id, item.recipient_account, item.recipient_device,
-                    item.sender_account, item.sender_device, server_time, data, tagged,
-                    MailKind.GROUP,
-                )  # fmt: skip
-                hint = notify.mail_hint(stored)
-            await self._notifier.notify(recipient, hint)
+        commitment = message.franking_commitment
+        stored = await store_tagged(
+            self._mailboxes, self._franking_key, sender, batch, server_time, lambda _: commitment
+        )
+        await notify_stored(self._notifier, batch, stored, server_time)
         if self._signals is not None and batch:  # metadata only; never fails the send
             by_account: dict[bytes, list[int]] = {}
             for r in recipients:
@@ -394,7 +376,7 @@ class GroupService:
             await self._signals.observe_send(
                 sender, by_account, [len(data)] * len(batch), server_time
             )
-        return GroupSent(tuple(ids), tuple(recipients), server_time, changed)
+        return GroupSent(stored.ids, tuple(recipients), server_time, changed)
 
 
 # ----------------------------------------------------------------------------- HTTP models

@@ -45,8 +45,7 @@ import asyncio
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, Final
 
@@ -73,6 +72,7 @@ from overt.server.auth import Clock
 from overt.server.codec import b64encode
 from overt.server.config import _create_secret, _read_key, prepare_data_dir
 from overt.server.errors import RateLimited
+from overt.server.keyed_locks import KeyedLocks
 from overt.server.models import ErrorBody
 from overt.storage.matching import ListVersion, MatchingStore
 from overt.storage.moderation import NewSignal, ReportStore
@@ -219,27 +219,6 @@ class _RateLimiter:
             self._seen.popitem(last=False)
 
 
-class _KeyedLocks:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[bytes, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: bytes) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-
 def subject_of(device: Address) -> bytes:
     """Whose opened images are counted together: the device's account (its devices share one
     matching seed, so one threshold)."""
@@ -273,7 +252,7 @@ class MatchingService:
         self._commitments: dict[bytes, int] = {}
         self._index: tuple[int, PdqIndex] | None = None
         self._current: ListVersion | None = None
-        self._evaluating = _KeyedLocks()
+        self._evaluating = KeyedLocks()
 
     async def current(self) -> ListVersion:
         """The latest version (kept in memory until a newer one is published)."""

@@ -10,7 +10,8 @@ with the current lists. Then every copy is stored in one transaction; the report
 transaction from the server message id the store assigns, under the server's franking key.
 Wake-ups are published only after the commit, one per recipient device, each carrying the
 stored mail (:func:`overt.server.notify.mail_hint`) so that a connection can pass it on
-without reading the mailbox.
+without reading the mailbox. Both steps are :mod:`overt.server.fanout`, which group sends
+share.
 
 The device sets come from :meth:`~overt.storage.AccountStore.list_devices`, which the server
 answers from a per-node cache (:mod:`overt.server.cache`); a set that differs from the listed
@@ -31,11 +32,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from overt.protocol.franking import reporting_tag
-from overt.server import notify
 from overt.server.auth import Clock
 from overt.server.codec import b64encode
 from overt.server.errors import CurrentDevices, Mismatch, StaleDevices
+from overt.server.fanout import notify_stored, store_tagged
 from overt.server.notify import Notifier
 from overt.server.signals import SignalService
 
@@ -145,35 +145,17 @@ class MessageService:
             for e, data in zip(decoded, envelopes, strict=True)
         ]
         server_time = self._clock()
-        key = self._franking_key
-        tags: dict[int, bytes] = {}
-
-        def tag(server_id: int, mail: NewMail) -> bytes:
-            recipient = Address(mail.recipient_account, mail.recipient_device)
-            tags[server_id] = reporting_tag(
-                key, commitments[recipient], sender, recipient, server_id, server_time
-            )
-            return tags[server_id]
-
-        ids = await self._mailboxes.enqueue(batch, server_time, tag)
+        stored = await store_tagged(
+            self._mailboxes, self._franking_key, sender, batch, server_time, commitments.__getitem__
+        )
         if self._lawful is not None:  # copies only what a live, logged warrant covers
-            await self._lawful.intercept(batch, ids, server_time)
-        for server_id, item in zip(ids, batch, strict=True):
-            recipient = Address(item.recipient_account, item.recipient_device)
-            tagged = tags.get(server_id)
-            hint = notify.MAIL  # "read your mailbox", should the tagger not have seen this id
-            if tagged is not None:  # the mail itself: its connections need no mailbox read
-                stored = Mail(
-                    server_id, item.recipient_account, item.recipient_device,
-                    item.sender_account, item.sender_device, server_time, item.envelope, tagged,
-                )  # fmt: skip
-                hint = notify.mail_hint(stored)
-            await self._notifier.notify(recipient, hint)
+            await self._lawful.intercept(batch, stored.ids, server_time)
+        await notify_stored(self._notifier, batch, stored, server_time)
         if self._signals is not None:  # metadata-only abuse signals; never fails the send
             await self._signals.observe_send(
                 sender, recipients, [len(e) for e in envelopes], server_time
             )
-        return Sent(ids, server_time)
+        return Sent(stored.ids, server_time)
 
     async def fetch(self, device: Address, after: int, limit: int) -> Page:
         """Up to ``limit`` pending messages after id ``after``, and whether more wait."""

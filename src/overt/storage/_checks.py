@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from overt.errors import LimitExceeded
+from overt.storage._argcheck import int_range as _int_range
+from overt.storage._argcheck import nonempty as _nonempty
+from overt.storage._argcheck import size as _size
 from overt.storage.errors import AlreadyExists, InvalidArgument
 from overt.storage.interfaces import (
     AccountRecord,
@@ -49,18 +52,6 @@ from overt.storage.limits import (
     WARRANT_PAGE_MAX,
     WARRANT_TOKEN_HASH_MAX_LEN,
 )
-
-
-def _int_range(value: int, high: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise InvalidArgument(f"{what} must be an integer in 0..{high}")
-
-
-def _size(data: bytes, high: int, what: str) -> None:
-    if not isinstance(data, bytes):
-        raise InvalidArgument(f"{what} must be bytes")
-    if len(data) > high:
-        raise LimitExceeded(f"{what} is longer than {high} bytes")
 
 
 def account_id(value: bytes) -> None:
@@ -177,12 +168,6 @@ def blob(blob_id: bytes, data: bytes | None = None, max_size: int = 0) -> None:
 
 
 # ----------------------------------------------------------------------------- lawful access
-
-
-def _nonempty(data: bytes, high: int, what: str) -> None:
-    _size(data, high, what)
-    if not data:
-        raise InvalidArgument(f"{what} must not be empty")
 
 
 def warrant_id(value: bytes) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 from overt.errors import LimitExceeded
+from overt.storage._argcheck import fixed, int_range, size
 from overt.storage.errors import InvalidArgument
 from overt.storage.limits import ACCOUNT_ID_MAX_LEN, INT64_MAX
 
@@ -110,40 +111,23 @@ class MatchingStore(Protocol):
 # ----------------------------------------------------------------------------- checks
 
 
-def _int(value: int, high: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-        raise InvalidArgument(f"{what} must be an integer in 0..{high}")
-
-
-def _bytes(value: bytes, n: int, what: str) -> None:
-    if not isinstance(value, bytes) or len(value) != n:
-        raise InvalidArgument(f"{what} must be {n} bytes")
-
-
-def _blob(value: bytes, high: int, what: str) -> None:
-    if not isinstance(value, bytes):
-        raise InvalidArgument(f"{what} must be bytes")
-    if len(value) > high:
-        raise LimitExceeded(f"{what} is longer than {high} bytes")
-
-
 def check_version_number(number: int) -> None:
-    _int(number, (1 << 32) - 1, "a list version")
+    int_range(number, (1 << 32) - 1, "a list version")
 
 
 def check_list_version(v: ListVersion) -> None:
     if not isinstance(v, ListVersion):
         raise InvalidArgument("expected a ListVersion")
     check_version_number(v.version)
-    _bytes(v.commitment, COMMITMENT_LEN, "a table commitment")
-    _blob(v.table, TABLE_MAX_LEN, "a table")
+    fixed(v.commitment, COMMITMENT_LEN, "a table commitment")
+    size(v.table, TABLE_MAX_LEN, "a table")
     if not v.table:
         raise InvalidArgument("a table is not empty")
-    _blob(v.hashes, HASHES_MAX_LEN, "a hash list")
+    size(v.hashes, HASHES_MAX_LEN, "a hash list")
     if v.delta is not None:
-        _blob(v.delta, TABLE_MAX_LEN, "a delta")
-    _int(v.log_index, INT64_MAX, "a log index")
-    _int(v.created_ms, INT64_MAX, "a time")
+        size(v.delta, TABLE_MAX_LEN, "a delta")
+    int_range(v.log_index, INT64_MAX, "a log index")
+    int_range(v.created_ms, INT64_MAX, "a time")
 
 
 def check_subject(subject: bytes) -> None:
@@ -153,8 +137,8 @@ def check_subject(subject: bytes) -> None:
 
 def check_opened(subject: bytes, image_id: bytes, record: bytes, limit: int) -> None:
     check_subject(subject)
-    _bytes(image_id, IMAGE_ID_LEN, "an image id")
-    _blob(record, OPENED_RECORD_MAX_LEN, "an opened-image record")
+    fixed(image_id, IMAGE_ID_LEN, "an image id")
+    size(record, OPENED_RECORD_MAX_LEN, "an opened-image record")
     if not record:
         raise InvalidArgument("an opened-image record is not empty")
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -168,8 +152,8 @@ def check_reveal(subject: bytes, payloads: Mapping[bytes, bytes]) -> None:
     if len(payloads) > REVEAL_BATCH_MAX:
         raise LimitExceeded(f"at most {REVEAL_BATCH_MAX} payloads per call")
     for image_id, payload in payloads.items():
-        _bytes(image_id, IMAGE_ID_LEN, "an image id")
-        _blob(payload, PAYLOAD_MAX_LEN, "a payload")
+        fixed(image_id, IMAGE_ID_LEN, "an image id")
+        size(payload, PAYLOAD_MAX_LEN, "a payload")
 
 
 __all__ = [
