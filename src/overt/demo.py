@@ -95,7 +95,7 @@ def protocol_walkthrough() -> None:
     say("their safety number, to compare in person:")
     say("  " + format_safety_number(number).replace("\n", "\n  "))
 
-    say("\n== Access policy 'escrow' (the threshold machinery comes with custodians) ==")
+    say("\n== Access policy 'escrow', in memory (the full flow with custodians follows) ==")
     x = Scalar.random(rng)
     policy = EscrowPolicy(1, Point.base_mul(x))
     carol = Device.create(b"carol", 1, rng=rng, policy=policy)
