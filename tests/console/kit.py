@@ -1,10 +1,10 @@
-"""A relay with report intake and the moderation console wired in as ``create_app`` will wire
-them (the lines handed to the lead), plus the pieces the safety tests share.
+"""A relay with report intake and the moderation console, plus the pieces the safety tests
+share.
 
-:func:`deployment` builds ``create_app`` over real storage, adds ``reports_router`` (with the
-signed-request check rebuilt from the server's own parts, and the :class:`SuspensionGate`
-after it, as the hook in ``authenticated`` will do) and mounts the console at ``/console``
-with a CyberTipline stand-in reached in-process. Server and clients share a fake clock.
+:func:`deployment` builds ``create_app`` over real storage (which mounts the report routes
+behind the signed-request check and the :class:`SuspensionGate`) and mounts the console at
+``/console`` with a CyberTipline stand-in reached in-process. Server and clients share a fake
+clock.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from overt.client import AsgiTransport, Client, PushChannel, RequestSigner, Response, Transport
 from overt.console import ConsoleConfig, ConsoleService, EscalationSettings, console_app
@@ -30,13 +30,10 @@ from overt.safety.cybertip import ContactPerson, CyberTipCredentials, ProviderPr
 from overt.safety.cybertip_standin import CyberTipStandin
 from overt.safety.submission import MemorySubmissionStore
 from overt.server import ServerConfig, ServerLimits, create_app
-from overt.server.app import read_body, request_target
-from overt.server.auth import Authenticator, device_hash, request_message
-from overt.server.logs import DEVICE_SCOPE_KEY
-from overt.server.reports import ReportService, SuspensionGate, reports_router
+from overt.server.auth import request_message
+from overt.server.reports import SuspensionGate
 from overt.server.signals import SignalService
 from overt.storage import InProcessPubSub, Storage, open_memory, open_sqlite
-from overt.wire import Address
 
 FRANKING_KEY = bytes(range(32))
 START_MS = 1_760_000_000_000
@@ -114,24 +111,10 @@ def build_app(
     session_key: bytes = b"k" * 32,
     secure_cookies: bool | None = None,
 ) -> tuple[FastAPI, ConsoleService, SuspensionGate, SignalService]:
-    """``create_app`` plus everything this issue adds, wired as the lead will wire it."""
+    """``create_app`` with a console of the test's own mounted next to it."""
     config = ServerConfig(FRANKING_KEY, ServerLimits(rate_burst=1_000_000))
     app = create_app(config, storage, InProcessPubSub(), clock=clock, rng=DeterministicRng("srv"))
-    auth = Authenticator(storage.accounts, clock, config.limits)
     suspensions: SuspensionGate = app.state.suspensions  # the gate create_app checks
-
-    async def authenticated(request: Request, limit: int) -> tuple[Address, bytes]:
-        body = await read_body(request, limit)
-        device = await auth.authenticate(
-            request.method, request_target(request), request.headers, body
-        )
-        request.scope[DEVICE_SCOPE_KEY] = device_hash(device)
-        await suspensions.check(device)  # the hook for create_app's `authenticated`
-        return device, body
-
-    if not any(getattr(r, "path", None) == "/v1/reports" for r in app.routes):
-        reports = ReportService(config.franking_key, storage.reports, clock)
-        app.include_router(reports_router(reports, authenticated, storage.standing))
     service, console = console_app(
         ConsoleConfig(session_key, escalation, secure_cookies=secure_cookies),
         storage, config.franking_key, clock=clock, rng=DeterministicRng("console"),
