@@ -99,7 +99,8 @@ async def lawful_walkthrough(work: Path, say: Callable[[str], None] = print) -> 
             raise LocalError("the clients found no escrow epoch in the log")
         say(f"their clients took the escrow key from the log: epoch {used.epoch}, log entry "
             f"{used.log_index}, proven under a cosigned checkpoint and checked against the "
-            "custodians' transcript — nobody passed them a key")  # fmt: skip
+            "custodians' transcript and every custodian's signed confirmation of it — nobody "
+            "passed them a key")  # fmt: skip
 
         warrant = launch_lawful.warrant_from_today(
             court, [b"alice"], days=2, seal_days=3, cap=10, reference="AUTH-DEMO-1",

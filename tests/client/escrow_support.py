@@ -2,7 +2,9 @@
 (:func:`overt.server.create_app` over in-memory storage) with a manifest naming five
 custodians (threshold 3) and a court, no witnesses. Epoch keys are made by five in-process
 DKG participants signing as the custodians and published through the provider's own
-:meth:`~overt.server.lawful.LawfulAccess.publish_epoch`; warrants come from the court tool,
+:meth:`~overt.server.lawful.LawfulAccess.publish_epoch` (or, for a provider that misbehaves,
+made up by the provider alone and logged behind the custodians' backs:
+:meth:`EscrowWorld.log_made_up_epoch`); warrants come from the court tool,
 are served, counted by custodian-signed receipts and unsealed by the provider's service,
 with the shared fake clock.
 """
@@ -25,6 +27,12 @@ from overt.access.dkg import (
     session_id,
     transcript_from_messages,
 )
+from overt.access.epoch import (
+    CONFIRMATION_KIND,
+    Confirmation,
+    encode_confirmations,
+    message_signed_part,
+)
 from overt.access.warrant import Warrant
 from overt.client import Client
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, Point, sha256
@@ -32,8 +40,15 @@ from overt.protocol import EscrowPolicy
 from overt.server.config import TransparencyConfig, TransparencyKeys
 from overt.server.deployment import Deployment
 from overt.services import court as court_tool
-from overt.services.custodian_wire import EpochPublication, epoch_at, sign_receipt
-from overt.transparency.entries import AccessReceipt
+from overt.services.custodian_wire import (
+    EpochPublication,
+    confirmations_of,
+    epoch_at,
+    epoch_span,
+    sign_receipt,
+)
+from overt.storage.interfaces import EpochRecord
+from overt.transparency.entries import AccessReceipt, EpochKey
 from overt.transparency.manifest import EscrowAccess
 
 from .support import World, running, server_config
@@ -48,6 +63,10 @@ ESCROW = EscrowAccess(
     epoch_length_days=30,
     retention_days=30,
     max_seal_days=30,
+)
+#: Keys the provider holds, not the custodians' (a provider signing as if it were them).
+PROVIDER_KEYS = tuple(
+    Ed25519PrivateKey.generate(DeterministicRng(f"provider as custodian {i}")) for i in range(1, 6)
 )
 
 
@@ -101,6 +120,30 @@ class EscrowWorld(World):
         index: int = await self.lawful.log_receipt(entry.encode(), sign_receipt(entry, key))
         return index
 
+    async def log_made_up_epoch(self, epoch: int, confirmations: str) -> EscrowPolicy:
+        """A provider that misbehaves: it runs the DKG of ``epoch`` alone (every participant
+        is its own, so it knows the key's secret) for the custodians' very session (attempt
+        0), logs the ``EpochKey`` of that transcript and keeps it with ``confirmations``:
+        ``"none"`` (none at all), ``"custodians"`` (the real custodians' confirmations of an
+        honest run of the same session: of another transcript) or ``"own"`` (its own keys'
+        confirmations of the made-up transcript)."""
+        keys = [k.public_key.raw for k in CUSTODIANS]
+        params = DkgParameters(session_id(DEPLOYMENT, epoch, 0, keys), epoch, 5, 3)
+        made_up, transcript = signed_publication(
+            params, PROVIDER_KEYS, lambda i: f"provider alone {i} {epoch}"
+        )
+        encoded = transcript.encode()
+        kept = {
+            "none": None,
+            "custodians": encode_confirmations(confirmations_of(dkg(epoch)[0])),
+            "own": encode_confirmations(confirmations_of(made_up)),
+        }[confirmations]
+        key = transcript.public_key()
+        entry = EpochKey(epoch, key.raw, sha256(encoded), *epoch_span(epoch, ESCROW))
+        index = await self.append(entry)
+        await self.lawful._epochs.add(EpochRecord(epoch, index, encoded, kept))
+        return EscrowPolicy(epoch, key)
+
     async def append(self, entry: Any) -> int:
         """Append any entry to the provider's log (a provider that misbehaves)."""
         (index,) = await self.app.state.log.append([entry])  # type: ignore[attr-defined]
@@ -116,6 +159,14 @@ def dkg(epoch: int, attempt: int = 0) -> tuple[EpochPublication, Point]:
         params, CUSTODIANS, lambda i: f"dkg{i} {epoch} {attempt}", attempt=attempt
     )
     return publication, transcript.public_key()
+
+
+def confirmation(
+    key: Ed25519PrivateKey, session: bytes, custodian: int, digest: bytes
+) -> Confirmation:
+    """A confirmation of ``digest`` for ``session`` signed with ``key`` as ``custodian``."""
+    signed = message_signed_part(session, CONFIRMATION_KIND, custodian, digest)
+    return Confirmation(custodian, digest, key.sign(signed))
 
 
 def transcript_of(publication: EpochPublication) -> bytes:

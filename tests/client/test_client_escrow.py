@@ -3,20 +3,30 @@
 Against the real relay with access policy ``escrow`` (escrow_support): a client sends without
 being given a policy once the custodians' epoch key is logged, and not before; a key the
 server serves but cannot prove — not in the log, a bad inclusion proof, a transcript that is
-not the custodians' — is refused with :class:`EpochNotInLog` and nothing is kept; the
-recipient refuses a field under an epoch that is not logged, fetches a logged one it did not
-know, and a restarted profile keeps its epochs.
+not the custodians' — is refused with :class:`EpochNotInLog` and nothing is kept; so is a
+transcript the provider made up for the custodians' session and logged (with a key only it
+can open), and a genuine one whose custodians' confirmations are missing, signed by another
+key, or of another transcript or session; the recipient refuses a field under an epoch that
+is not logged, fetches a logged one it did not know, and a restarted profile keeps its
+epochs.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from overt.client import EpochNotInLog, FailureReason, PolicyUnavailable, ServerUnreachable
-from overt.client._b64 import b64e
+from overt.access.dkg import session_id
+from overt.access.epoch import decode_confirmations, encode_confirmations
+from overt.client import (
+    AlarmKind,
+    EpochNotInLog,
+    FailureReason,
+    PolicyUnavailable,
+    ServerUnreachable,
+)
+from overt.client._b64 import b64d, b64e
 from overt.client.escrow import epoch_span, verify_epoch_key
 from overt.crypto import DeterministicRng, Point, Scalar, sha256
-from overt.errors import InvalidMessage
 from overt.protocol import EscrowPolicy
 from overt.services.custodian_wire import verify_publication
 from overt.transparency.entries import EpochKey
@@ -27,7 +37,9 @@ from .escrow_support import (
     CUSTODIANS,
     DEPLOYMENT,
     ESCROW,
+    PROVIDER_KEYS,
     EscrowWorld,
+    confirmation,
     dkg,
     escrow_world,
     transcript_of,
@@ -143,8 +155,9 @@ def test_an_epoch_key_is_checked_against_the_manifests_custodians() -> None:
     publication, key = dkg(681)
     verified = verify_publication(publication, manifest)
     transcript = verified.transcript.encode()
+    confirmations = encode_confirmations(verified.confirmations)
     entry = verified.entry
-    verify_epoch_key(manifest, entry, transcript)  # the custodians' own
+    verify_epoch_key(manifest, entry, transcript, confirmations)  # the custodians' own
     assert (entry.not_before, entry.retain_until) == epoch_span(681, ESCROW)
     for bad in (
         EpochKey(681, key.raw, sha256(b"x"), entry.not_before, entry.retain_until),
@@ -158,8 +171,10 @@ def test_an_epoch_key_is_checked_against_the_manifests_custodians() -> None:
             entry.retain_until,
         ),
     ):
-        with pytest.raises(InvalidMessage):
-            verify_epoch_key(manifest, bad, transcript)
+        with pytest.raises(EpochNotInLog, match="DKG transcript does not match"):
+            verify_epoch_key(manifest, bad, transcript, confirmations)
+    with pytest.raises(EpochNotInLog, match="without the custodians' signed confirmations"):
+        verify_epoch_key(manifest, entry, transcript, None)
     # a run among other custodians (another deployment's) gives another session id
     other = Manifest(
         deployment="another.test", version=1, provider_key=provider.public_key,
@@ -167,8 +182,101 @@ def test_an_epoch_key_is_checked_against_the_manifests_custodians() -> None:
         log=LogInfo("escrow.test/log", signer.verifier_key), witnesses=(), witness_quorum=0,
         access=ESCROW,
     )  # fmt: skip
-    with pytest.raises(InvalidMessage):
-        verify_epoch_key(other, entry, transcript)
+    with pytest.raises(EpochNotInLog, match="DKG transcript does not match"):
+        verify_epoch_key(other, entry, transcript, confirmations)
+
+
+@pytest.mark.parametrize("kept", ["none", "custodians", "own"])
+async def test_a_transcript_the_provider_made_up_for_the_custodians_session_is_refused(
+    escrow_world: EscrowWorld, kept: str
+) -> None:
+    """The silent master key: the provider runs the custodians' DKG session alone, logs its
+    key and transcript (which hashes to the logged entry and names the right session,
+    custodians, threshold and calendar). Without the custodians' signatures it is refused
+    both when sending and when monitoring finds it in the log."""
+    w = escrow_world
+    alice = await w.user("alice", "alice")
+    bob = await w.user("bob", "bob")
+    rogue = await w.log_made_up_epoch(w.epoch_now(), kept)
+    with pytest.raises(EpochNotInLog) as caught:
+        await alice.send("bob", "never escrowed to the provider's key")
+    reason = {
+        "none": "without the custodians' signed confirmations",
+        "custodians": "custodian 1 confirmed another transcript",
+        "own": "not signed by the manifest's key of the custodian it names",
+    }[kept]
+    assert reason in str(caught.value) and "not using it" in str(caught.value)
+    assert alice._escrow.known() == []  # nothing kept
+    alarms = await bob.check_log()
+    assert [a.kind for a in alarms] == [AlarmKind.INVALID_LOG]
+    assert bob._escrow.known() == []
+    # a recipient refuses a field under it too
+    forger = await w.client_with_policy("alice", rogue)
+    await forger.send("bob", "escrowed to the provider's own key")
+    assert await bob.sync() == []
+    assert [f.reason for f in await bob.undecryptable()] == [FailureReason.POLICY]
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    ["missing", "null", "garbled", "non_custodian", "other_digest", "other_session", "moved"],
+)
+async def test_an_epoch_without_every_custodians_confirmation_is_refused(
+    escrow_world: EscrowWorld, forgery: str
+) -> None:
+    """The transcript is the custodians' and logged; the server shows its confirmations with
+    one of them wrong."""
+    w = escrow_world
+    net = w.interposer()
+    alice = await w.user("alice", "alice", net)
+    await w.user("bob", "bob")
+    policy = await w.publish_epoch()
+    keys = [k.public_key.raw for k in CUSTODIANS]
+    session = session_id(DEPLOYMENT, policy.epoch, 0, keys)
+
+    async def forge(call: Call) -> object:
+        if call.target != "/v1/epochs":
+            return None
+        answer = await call.proceed()
+        listed = answer.json()["epochs"][0]  # type: ignore[index]
+        kept = list(decode_confirmations(b64d(listed["confirmations"], "c")))
+        digest = kept[4].body
+        if forgery == "missing":
+            del kept[4]  # custodian 5 did not confirm
+        elif forgery == "non_custodian":  # signed by a key the manifest does not list
+            kept[4] = confirmation(PROVIDER_KEYS[4], session, 5, digest)
+        elif forgery == "other_digest":  # custodian 5 really signed, another transcript
+            kept[4] = confirmation(CUSTODIANS[4], session, 5, sha256(b"another transcript"))
+        elif forgery == "other_session":  # custodian 5 really signed, in another run
+            other = session_id(DEPLOYMENT, policy.epoch, 1, keys)
+            kept[4] = confirmation(CUSTODIANS[4], other, 5, digest)
+        elif forgery == "moved":  # custodian 4's signature presented as custodian 5's
+            kept[4] = confirmation(CUSTODIANS[3], session, 5, digest)
+        encoded: object = b64e(encode_confirmations(kept))
+        if forgery == "null":
+            encoded = None
+        elif forgery == "garbled":
+            encoded = b64e(b"\x01\x09garbage")
+        return json_response({"epochs": [{**listed, "confirmations": encoded}]})
+
+    net.hooks.append(forge)
+    with pytest.raises(EpochNotInLog) as caught:
+        await alice.send("bob", "never sent")
+    reason = {
+        "missing": "custodian 5 did not confirm the transcript",
+        "null": "without the custodians' signed confirmations",
+        "garbled": "do not decode",
+        "non_custodian": "not signed by the manifest's key",
+        "other_digest": "custodian 5 confirmed another transcript",
+        "other_session": "not signed by the manifest's key",
+        "moved": "not signed by the manifest's key",
+    }[forgery]
+    assert reason in str(caught.value)
+    assert alice._escrow.known() == []  # nothing kept
+    net.hooks.remove(forge)  # the honest answer: the same epoch is used
+    await alice.send("bob", "now escrowed under the custodians' key")
+    epoch = await alice.access_epoch()
+    assert epoch is not None and epoch.public_key == policy.public_key.raw
 
 
 async def test_the_recipient_refuses_a_field_under_an_unlogged_epoch(

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 
 from overt.access import AccessTrust, FlagKind, audit
 from overt.access.custodian_policy import contexts_hash
+from overt.access.epoch import decode_confirmations, verify_confirmations
 from overt.access.warrant import Warrant, read_opening, warrant_commitment
 from overt.crypto import DeterministicRng, Ed25519PrivateKey, sha256
 from overt.errors import OvertError
@@ -388,6 +389,15 @@ async def test_an_epoch_confirmed_by_every_custodian_is_logged_once(world: World
     assert (entry.not_before, entry.retain_until) == epoch_span(677, ESCROW)
     assert b64d(body["public_key"], "key") == entry.public_key
     assert b64d(body["transcript"], "t") == transcript
+    # the custodians' confirmations are kept and served, for clients to check again
+    confirmations = decode_confirmations(b64d(body["confirmations"], "c"))
+    assert [c.custodian for c in confirmations] == [1, 2, 3, 4, 5]
+    verify_confirmations(
+        confirmations,
+        dkg_parameters(manifest(), 677, 0).session_id,
+        sha256(transcript),
+        [k.public_key for k in CUSTODIANS],
+    )
     assert (await world.http.get("/v1/epochs/677")).json() == body
     assert (await world.http.get("/v1/epochs")).json() == {"epochs": [body]}
     assert (await world.http.get("/v1/epochs/678")).status_code == 404

@@ -25,6 +25,7 @@ from overt.storage.interfaces import (
     WarrantStore,
 )
 from overt.storage.limits import (
+    EPOCH_CONFIRMATIONS_MAX_LEN,
     EPOCH_MAX,
     EPOCH_PAGE_MAX,
     EPOCH_TRANSCRIPT_MAX_LEN,
@@ -305,13 +306,18 @@ def test_epochs_are_added_once_and_listed_newest_first(backend: Backend) -> None
         store = epochs(s)
         assert await store.get(7) is None
         assert await store.latest(10) == ()
-        await store.add(EpochRecord(7, 3, b"transcript 7"))
-        await store.add(EpochRecord(EPOCH_MAX, 9, b"transcript max"))
-        await store.add(EpochRecord(8, 5, b"transcript 8"))
+        await store.add(EpochRecord(7, 3, b"transcript 7", b"confirmations 7"))
+        await store.add(EpochRecord(EPOCH_MAX, 9, b"transcript max", b"confirmations max"))
+        await store.add(EpochRecord(8, 5, b"transcript 8"))  # as if logged before version 9
         with pytest.raises(AlreadyExists):
-            await store.add(EpochRecord(7, 11, b"another"))
-        assert await store.get(7) == EpochRecord(7, 3, b"transcript 7")
-        assert [e.epoch for e in await store.latest(10)] == [EPOCH_MAX, 8, 7]
+            await store.add(EpochRecord(7, 11, b"another", b"other confirmations"))
+        assert await store.get(7) == EpochRecord(7, 3, b"transcript 7", b"confirmations 7")
+        assert await store.get(8) == EpochRecord(8, 5, b"transcript 8", None)
+        assert await store.latest(10) == (
+            EpochRecord(EPOCH_MAX, 9, b"transcript max", b"confirmations max"),
+            EpochRecord(8, 5, b"transcript 8", None),
+            EpochRecord(7, 3, b"transcript 7", b"confirmations 7"),
+        )
         assert [e.epoch for e in await store.latest(1)] == [EPOCH_MAX]
 
     backend.run(body)
@@ -326,6 +332,8 @@ def test_epoch_bounds(backend: Backend) -> None:
             (EpochRecord(1, -1, b"t"), InvalidArgument),
             (EpochRecord(1, 1, b""), InvalidArgument),
             (EpochRecord(1, 1, b"t" * (EPOCH_TRANSCRIPT_MAX_LEN + 1)), LimitExceeded),
+            (EpochRecord(1, 1, b"t", b""), InvalidArgument),
+            (EpochRecord(1, 1, b"t", b"c" * (EPOCH_CONFIRMATIONS_MAX_LEN + 1)), LimitExceeded),
         ):
             with pytest.raises(error):
                 await store.add(bad)

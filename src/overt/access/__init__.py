@@ -3,6 +3,8 @@
 * :mod:`~overt.access.warrant` — court-signed warrants shaped after ETSI TS 103 120, their
   revocations, and their log entries (commitment hiding the targets, unsealing).
 * :mod:`~overt.access.dkg` — Pedersen's DKG with Feldman commitments for escrow-epoch keys.
+* :mod:`~overt.access.epoch` — the custodians' signed confirmations of an epoch's transcript,
+  checked by the provider before logging the key and by every client before using it.
 * :mod:`~overt.access.threshold` — custodians' decryption shares with batched DLEQ proofs, and
   the LEA's check and Lagrange combination.
 * :mod:`~overt.access.context` — decoding the access context of an access field.

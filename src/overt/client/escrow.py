@@ -13,16 +13,19 @@ used only once
 * it is the custodians' key: the DKG transcript the server keeps for it hashes to the entry's
   ``transcript_hash``, gives its public key, was run by exactly the manifest's custodians
   with the manifest's threshold (its session id binds the deployment, the epoch and the
-  custodians' keys), and the entry's span is the manifest's calendar for that epoch
+  custodians' keys), **every** custodian of the manifest signed a confirmation of exactly
+  that transcript for exactly that session with its manifest key (the custodians'
+  confirmations the server keeps with the epoch, checked by
+  :func:`overt.access.epoch.verify_confirmations`, the function the provider ran before
+  logging it), and the entry's span is the manifest's calendar for that epoch
   (:func:`verify_epoch_key`).
 
 Verified epochs are kept in the profile (``escrow_epochs``). A sender encrypts to the newest
 live epoch (started, shares not yet destroyed); a recipient accepts a field for any verified
 epoch whose shares still exist, asks the server for an epoch it does not know yet, and
 refuses the message (:class:`~overt.errors.PolicyViolation`) if that epoch is not provably
-logged. What cannot be checked from here — that the custodians' signed DKG messages really
-produced that transcript — the provider checked before logging it, and each custodian can
-check in the log.
+logged. A provider that made up a transcript for the right session, with a key whose secret
+it knows, cannot get it used: no custodian's signature confirms it.
 
 What this module must not know: sessions and messages (it hands the protocol an
 :class:`~overt.protocol.EscrowPolicy`), the server's code. It reads time only through the
@@ -36,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from overt.access.dkg import DkgTranscript, session_id
+from overt.access.epoch import decode_confirmations, verify_confirmations
 from overt.access.limits import DAY_SECONDS
 from overt.client import _api
 from overt.client.clock import Clock
@@ -56,7 +60,13 @@ from overt.client.limits import (
 from overt.client.store import Store, StoredEpoch
 from overt.client.transport import Transport
 from overt.crypto import Point, constant_time_eq, sha256
-from overt.errors import DecodeError, InvalidMessage, LocalError, PolicyViolation
+from overt.errors import (
+    DecodeError,
+    InvalidMessage,
+    LocalError,
+    PolicyViolation,
+    ProtocolViolation,
+)
 from overt.protocol import EscrowPolicy
 from overt.transparency.entries import EpochKey, decode_entry
 from overt.transparency.manifest import EscrowAccess, Manifest, describe_policy
@@ -83,21 +93,60 @@ def epoch_span(epoch: int, access: EscrowAccess) -> tuple[int, int]:
     return epoch * length, (epoch + 1) * length + access.retention_days * DAY_SECONDS
 
 
-def verify_epoch_key(manifest: Manifest, entry: EpochKey, transcript: bytes) -> None:
+def verify_epoch_key(
+    manifest: Manifest, entry: EpochKey, transcript: bytes, confirmations: bytes | None
+) -> None:
     """Check that ``entry`` is the key the manifest's custodians made for its epoch:
     ``transcript`` hashes to the entry's ``transcript_hash``, decodes, gives the entry's key,
     is a run of the manifest's custodians (in order) with its threshold for this epoch and
-    deployment, and the entry's span is the manifest's calendar. :class:`InvalidMessage`
-    otherwise (no reason: every way it can be wrong is the same to a client)."""
+    deployment, the entry's span is the manifest's calendar, and ``confirmations`` (the
+    custodians' signed confirmations the server keeps, None if it keeps none) hold one by
+    every custodian of the manifest, signed with its manifest key, of exactly this
+    transcript's digest for exactly this session. :class:`EpochNotInLog` otherwise, saying
+    which of these failed."""
+    what = f"the key of escrow epoch {entry.epoch} in the log"
     access = escrow_of(manifest)
-    if access is None:
-        raise InvalidMessage()
-    if not constant_time_eq(sha256(transcript), entry.transcript_hash):
-        raise InvalidMessage()
+    sid = _transcript_session(manifest, entry, transcript) if access is not None else None
+    if access is None or sid is None:
+        raise EpochNotInLog(
+            f"{what} is not one the manifest's custodians made together (its DKG transcript "
+            "does not match); not using it — the provider is misbehaving"
+        )
+    if confirmations is None:
+        raise EpochNotInLog(
+            f"{what} comes without the custodians' signed confirmations of its DKG transcript "
+            "(the provider kept none); not using it — the custodians must make a new epoch key"
+        )
+    keys = [c.key for c in access.custodians]
+    try:
+        verify_confirmations(decode_confirmations(confirmations), sid, entry.transcript_hash, keys)
+    except DecodeError as exc:
+        raise EpochNotInLog(
+            f"{what}: the custodians' confirmations of its DKG transcript do not decode "
+            f"({exc}); not using it — the provider is misbehaving"
+        ) from None
+    except InvalidMessage:
+        raise EpochNotInLog(
+            f"{what}: a confirmation of its DKG transcript is not signed by the manifest's key "
+            "of the custodian it names; not using it — the provider is misbehaving"
+        ) from None
+    except ProtocolViolation as exc:
+        raise EpochNotInLog(
+            f"{what} is not confirmed by every custodian of the manifest ({exc}); not using "
+            "it — the provider is misbehaving"
+        ) from None
+
+
+def _transcript_session(manifest: Manifest, entry: EpochKey, transcript: bytes) -> bytes | None:
+    """The session id of ``transcript`` if it is ``entry``'s (hash, key, epoch, the manifest's
+    custodians, threshold and calendar), else None."""
+    access = escrow_of(manifest)
+    if access is None or not constant_time_eq(sha256(transcript), entry.transcript_hash):
+        return None
     try:
         t = DkgTranscript.decode(transcript)
     except DecodeError:
-        raise InvalidMessage() from None
+        return None
     params = t.params
     if (
         t.public_key().raw != entry.public_key
@@ -106,12 +155,12 @@ def verify_epoch_key(manifest: Manifest, entry: EpochKey, transcript: bytes) -> 
         or params.t != access.threshold
         or (entry.not_before, entry.retain_until) != epoch_span(entry.epoch, access)
     ):
-        raise InvalidMessage()
+        return None
     keys = [c.key.raw for c in access.custodians]
     for attempt in range(MAX_DKG_ATTEMPTS_CHECKED):
         if session_id(manifest.deployment, entry.epoch, attempt, keys) == params.session_id:
-            return
-    raise InvalidMessage()
+            return params.session_id
+    return None
 
 
 def stored_epoch(entry: EpochKey, index: int) -> StoredEpoch:
@@ -156,6 +205,8 @@ class EpochView:
     public_key: bytes = field(repr=False)
     retain_until: int
     transcript: bytes = field(repr=False)
+    confirmations: bytes | None = field(repr=False)
+    """The custodians' signed confirmations of the transcript (None: the server has none)."""
 
 
 def parse_epoch(value: object) -> EpochView:
@@ -167,6 +218,7 @@ def parse_epoch(value: object) -> EpochView:
         _api.binary(o, "public_key", what),
         _api.integer(o, "retain_until", what),
         _api.binary(o, "transcript", what),
+        None if o.get("confirmations") is None else _api.binary(o, "confirmations", what),
     )
 
 
@@ -311,13 +363,7 @@ class EscrowEpochs:
                 f"the server cannot prove that {what} is in its transparency log; not using "
                 "it (if this persists, the server is misbehaving)"
             ) from None
-        try:
-            verify_epoch_key(manifest, entry, view.transcript)
-        except InvalidMessage:
-            raise EpochNotInLog(
-                f"{what} in the log is not one the manifest's custodians made together (its "
-                "DKG transcript does not match); not using it — the provider is misbehaving"
-            ) from None
+        verify_epoch_key(manifest, entry, view.transcript, view.confirmations)
         return stored_epoch(entry, view.index)
 
     async def learn_logged(
@@ -340,10 +386,11 @@ class EscrowEpochs:
                 view = parse_epoch(answer.json())
                 if view.index != index:
                     raise InvalidMessage()
-                verify_epoch_key(manifest, entry, view.transcript)
+                verify_epoch_key(manifest, entry, view.transcript, view.confirmations)
                 e = stored_epoch(entry, index)
                 self._check_unique(have, e)
-            except (InvalidMessage, NotFound, EpochNotInLog):
+            except (InvalidMessage, NotFound, EpochNotInLog) as exc:
+                log.warning("escrow-epoch key at log entry %d refused: %s", index, exc)
                 bad.append(index)
                 continue
             new.append(e)

@@ -271,8 +271,9 @@ class WarrantWatch:
                 new_alarm(
                     AlarmKind.INVALID_LOG,
                     f"log entry {index} is an escrow-epoch key that the manifest's custodians "
-                    "did not make together (its DKG transcript does not match, or the server "
-                    "does not show it); it is not used",
+                    "did not make together (its DKG transcript does not match, not every "
+                    "custodian signed a confirmation of it, or the server does not show it); "
+                    "it is not used",
                     index=index,
                 )
             )

@@ -27,7 +27,8 @@ subclasses answered by the application's error edge (:func:`overt.server.errors.
                                            the transcript is recomputed from the signed
                                            messages and must be confirmed by every custodian;
                                            its ``EpochKey`` is logged. ``201``.
-``GET /v1/epochs``, ``GET /v1/epochs/{e}``  the logged epochs with their transcripts.
+``GET /v1/epochs``, ``GET /v1/epochs/{e}``  the logged epochs with their transcripts and
+                                           the custodians' signed confirmations of them.
 =========================================  =================================================
 
 **Interception.** :meth:`LawfulAccess.intercept` is the hook the message service calls after
@@ -69,6 +70,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import ClientDisconnect
 
+from overt.access.epoch import encode_confirmations
 from overt.access.errors import DkgFailed
 from overt.access.limits import MAX_WARRANT_BYTES
 from overt.access.warrant import (
@@ -457,7 +459,8 @@ class LawfulAccess:
         return index
 
     async def publish_epoch(self, publication: EpochPublication) -> tuple[EpochRecord, EpochKey]:
-        """Verify a DKG publication, log its ``EpochKey``, keep its transcript."""
+        """Verify a DKG publication, log its ``EpochKey``, keep its transcript and the
+        custodians' signed confirmations of it (which clients check again)."""
         manifest = (await self._manifests.ensure()).manifest
         await self._escrow()
         try:
@@ -472,7 +475,12 @@ class LawfulAccess:
             if await self._epochs.get(publication.epoch) is not None:
                 raise AlreadyExists(f"epoch {publication.epoch} has a key in the log already")
             (index,) = await self._log.append([verified.entry])
-            record = EpochRecord(publication.epoch, index, verified.transcript.encode())
+            record = EpochRecord(
+                publication.epoch,
+                index,
+                verified.transcript.encode(),
+                encode_confirmations(verified.confirmations),
+            )
             await self._epochs.add(record)
         _log.info(
             "epoch key logged", extra={"fields": {"epoch": publication.epoch, "index": index}}
@@ -567,6 +575,10 @@ class EpochBody(BaseModel):
     not_before: int
     retain_until: int
     transcript: str = Field(description="base64url of the DKG transcript")
+    confirmations: str | None = Field(
+        description="base64url of every custodian's signed confirmation of the transcript "
+        "(overt.access.epoch); null for an epoch logged before the provider kept them"
+    )
 
 
 class EpochsBody(BaseModel):
@@ -627,6 +639,7 @@ def _epoch_body(record: EpochRecord, entry: EpochKey) -> EpochBody:
         not_before=entry.not_before,
         retain_until=entry.retain_until,
         transcript=b64encode(record.transcript),
+        confirmations=None if record.confirmations is None else b64encode(record.confirmations),
     )
 
 

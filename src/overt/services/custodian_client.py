@@ -587,7 +587,17 @@ class ProviderClient:
 
 def _epoch_info(doc: JsonValue) -> EpochInfo:
     m = members(
-        doc, "epoch", {"epoch", "index", "not_before", "public_key", "retain_until", "transcript"}
+        doc,
+        "epoch",
+        {
+            "confirmations",
+            "epoch",
+            "index",
+            "not_before",
+            "public_key",
+            "retain_until",
+            "transcript",
+        },
     )
     return EpochInfo(
         integer(m["epoch"], "epoch", 0, 0xFFFF_FFFF),

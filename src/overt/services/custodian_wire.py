@@ -29,6 +29,9 @@ accepts it only if *every* custodian of the manifest confirmed exactly that tran
 the key logged is one every custodian holds a valid share of (a DKG with a custodian down is
 run again later; epoch keys are made ahead of time).
 
+The check of the confirmations is :func:`overt.access.epoch.verify_confirmations`, the same
+function every client runs on the confirmations the provider keeps with the epoch.
+
 **The calendar.** Epoch ``E`` of a manifest with ``epoch_length_days = L`` and
 ``retention_days = R`` serves from ``E·L`` days after the Unix epoch until ``(E+1)·L`` days, and
 its shares are destroyed ``R`` days after that (:func:`epoch_span`). Custodians, the provider
@@ -61,6 +64,13 @@ from overt.access.dkg import (
     session_id,
     transcript_from_messages,
 )
+from overt.access.epoch import (
+    CONFIRMATION_KIND,
+    MESSAGE_CONTEXT,
+    Confirmation,
+    message_signed_part,
+    verify_confirmations,
+)
 from overt.access.limits import DAY_SECONDS, MAX_CUSTODIANS
 from overt.crypto import (
     ED25519_SIG_LEN,
@@ -70,7 +80,6 @@ from overt.crypto import (
     Rng,
     X25519PrivateKey,
     X25519PublicKey,
-    constant_time_eq,
     hkdf_sha256,
     open_sealed,
     seal,
@@ -79,10 +88,8 @@ from overt.crypto import (
 from overt.errors import DecodeError, InvalidMessage, ProtocolViolation
 from overt.transparency.entries import AccessReceipt, EpochKey, encode_entry
 from overt.transparency.manifest import EscrowAccess, Manifest
-from overt.wire import Writer
 from overt.wire.jcs import JsonValue
 
-MESSAGE_CONTEXT: Final = b"Overt_CustodianMessage_v1\n"
 IDENTITY_CONTEXT: Final = b"Overt_CustodianIdentity_v1\n"
 RECEIPT_CONTEXT: Final = b"Overt_AccessReceipt_v1\n"
 SHARE_INFO: Final = b"Overt_DKG_share_v1"
@@ -251,7 +258,7 @@ class MessageKind(IntEnum):
     SHARE = 2
     COMPLAINTS = 3
     ANSWER = 4
-    CONFIRMATION = 5
+    CONFIRMATION = CONFIRMATION_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +272,7 @@ class SignedMessage:
 
     @staticmethod
     def signed_part(session: bytes, kind: MessageKind, sender: int, body: bytes) -> bytes:
-        w = Writer().raw(MESSAGE_CONTEXT).fixed(session, 32).u8(kind).u8(sender)
-        return w.vec(body, 4).getvalue()
+        return message_signed_part(session, kind, sender, body)
 
     @classmethod
     def sign(
@@ -416,6 +422,9 @@ class EpochPublication:
 class VerifiedEpoch:
     transcript: DkgTranscript
     entry: EpochKey
+    confirmations: tuple[Confirmation, ...]
+    """Every custodian's signed confirmation of the transcript: what the provider keeps for
+    clients to check again (:func:`overt.access.epoch.verify_confirmations`)."""
 
 
 def _by_sender(
@@ -470,18 +479,24 @@ def verify_publication(publication: EpochPublication, manifest: Manifest) -> Ver
         answers[sender] = answer
     transcript = transcript_from_messages(params, commitments, complaints, answers)
     digest = sha256(transcript.encode())
-    confirmed = _by_sender(publication.confirmations, MessageKind.CONFIRMATION, sid, keys)
-    for j in range(1, params.n + 1):
-        confirmation = confirmed.get(j)
-        if confirmation is None:
-            raise ProtocolViolation(f"custodian {j} did not confirm the transcript")
-        if not constant_time_eq(confirmation, digest):
-            raise ProtocolViolation(f"custodian {j} confirmed another transcript")
+    confirmations = confirmations_of(publication)
+    verify_confirmations(confirmations, sid, digest, keys)
     not_before, retain_until = epoch_span(publication.epoch, access)
     entry = EpochKey(
         publication.epoch, transcript.public_key().raw, digest, not_before, retain_until
     )
-    return VerifiedEpoch(transcript, entry)
+    return VerifiedEpoch(transcript, entry, confirmations)
+
+
+def confirmations_of(publication: EpochPublication) -> tuple[Confirmation, ...]:
+    """The publication's ``CONFIRMATION`` messages as :class:`~overt.access.epoch.Confirmation`
+    s (:class:`InvalidMessage` for a message of another kind among them)."""
+    out: list[Confirmation] = []
+    for msg in publication.confirmations:
+        if msg.kind is not MessageKind.CONFIRMATION:
+            raise InvalidMessage()
+        out.append(Confirmation(msg.sender, msg.body, msg.signature))
+    return tuple(out)
 
 
 __all__ = [
@@ -496,6 +511,7 @@ __all__ = [
     "VerifiedEpoch",
     "b64d",
     "b64e",
+    "confirmations_of",
     "dkg_parameters",
     "epoch_at",
     "epoch_span",

@@ -35,6 +35,7 @@ from overt.storage.limits import (
     DEVICES_PER_ACCOUNT_MAX,
     ENQUEUE_BATCH_MAX,
     ENVELOPE_MAX_LEN,
+    EPOCH_CONFIRMATIONS_MAX_LEN,
     EPOCH_MAX,
     EPOCH_PAGE_MAX,
     EPOCH_TRANSCRIPT_MAX_LEN,
@@ -249,6 +250,8 @@ def epoch_record(record: EpochRecord) -> None:
     epoch(record.epoch)
     _int_range(record.index, INT64_MAX, "a log index")
     _nonempty(record.transcript, EPOCH_TRANSCRIPT_MAX_LEN, "a transcript")
+    if record.confirmations is not None:
+        _nonempty(record.confirmations, EPOCH_CONFIRMATIONS_MAX_LEN, "the confirmations")
 
 
 def epoch_page(limit: int) -> None:

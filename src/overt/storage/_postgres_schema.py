@@ -88,6 +88,9 @@ Design of version 8 (group messages under a warrant), as SQLite's version 8:
 ``lawful_intercept.kind`` (a constant default, so no rewrite; its ``CHECK`` added ``NOT
 VALID``, as for ``mail.kind``) and ``lawful_intercept.membership`` (nullable, no default).
 
+Design of version 9 (the custodians' confirmations of each escrow epoch), as SQLite's version
+9: ``lawful_epoch.confirmations`` (``bytea``, nullable, no default: no rewrite).
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -480,7 +483,11 @@ ALTER TABLE lawful_intercept ADD CONSTRAINT lawful_intercept_kind
 ALTER TABLE lawful_intercept ADD COLUMN membership bytea;
 """
 
+_EPOCH_CONFIRMATIONS: Final = """
+ALTER TABLE lawful_epoch ADD COLUMN confirmations bytea;
+"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
-    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND,
+    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND, _EPOCH_CONFIRMATIONS,
 )  # fmt: skip
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

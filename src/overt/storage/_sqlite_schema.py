@@ -100,6 +100,11 @@ Design of version 8 (group messages under a warrant):
   row before version 8); ``lawful_intercept.membership`` holds, for a group message, the
   signed membership update of the view it names (NULL for an envelope).
 
+Design of version 9 (the custodians' confirmations of each escrow epoch):
+
+* ``lawful_epoch.confirmations`` holds the custodians' signed confirmations of the epoch's
+  DKG transcript, opaque, so that clients can check them; NULL for an epoch stored before.
+
 This module is SQL only: it knows nothing of the protocol or of the encodings stored.
 """
 
@@ -414,7 +419,11 @@ ALTER TABLE lawful_intercept ADD COLUMN kind TEXT NOT NULL DEFAULT 'envelope'
 ALTER TABLE lawful_intercept ADD COLUMN membership BLOB;
 """
 
+_EPOCH_CONFIRMATIONS: Final = """
+ALTER TABLE lawful_epoch ADD COLUMN confirmations BLOB;
+"""
+
 MIGRATIONS: Final[tuple[str, ...]] = (
-    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND,
+    _V1, _V2, _V3, _V4, _SAFETY, _GROUPS, _MATCHING, _INTERCEPT_KIND, _EPOCH_CONFIRMATIONS,
 )  # fmt: skip
 """Append-only; ``len(MIGRATIONS)`` is the schema version this build writes."""

@@ -231,12 +231,14 @@ class Intercept:
 
 @dataclass(frozen=True, slots=True)
 class EpochRecord:
-    """An escrow epoch whose key the log holds: the log index of its entry and the public DKG
-    transcript (opaque here)."""
+    """An escrow epoch whose key the log holds: the log index of its entry, the public DKG
+    transcript and the custodians' signed confirmations of it (both opaque here;
+    ``confirmations`` is None for an epoch stored before schema version 9)."""
 
     epoch: int
     index: int
     transcript: bytes
+    confirmations: bytes | None = field(default=None, repr=False)
 
 
 ReportingTagger = Callable[[int, NewMail], bytes]
@@ -533,7 +535,8 @@ class InterceptStore(Protocol):
 
 
 class EpochStore(Protocol):
-    """Escrow epochs whose key is in the log, with their public DKG transcripts."""
+    """Escrow epochs whose key is in the log, with their public DKG transcripts and the
+    custodians' confirmations of them."""
 
     async def add(self, record: EpochRecord) -> None:
         """Store a new epoch. ``AlreadyExists`` if the epoch has a record (nothing changes)."""

@@ -131,6 +131,9 @@ EPOCH_MAX: Final = 0xFFFF_FFFF
 EPOCH_TRANSCRIPT_MAX_LEN: Final = 8 * 1024
 """One stored DKG transcript (32 custodians, threshold 32: about 1.1 KiB)."""
 
+EPOCH_CONFIRMATIONS_MAX_LEN: Final = 8 * 1024
+"""The custodians' signed confirmations of one epoch (32 custodians: about 3.2 KiB)."""
+
 EPOCH_PAGE_MAX: Final = 100
 """Epoch records one ``latest`` returns."""
 

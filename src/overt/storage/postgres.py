@@ -1242,11 +1242,12 @@ class PostgresEpochStore:
 
         async def job(conn: _Conn) -> None:
             stored = await conn.fetchval(
-                "INSERT INTO lawful_epoch (epoch, idx, transcript) VALUES ($1, $2, $3) "
-                "ON CONFLICT (epoch) DO NOTHING RETURNING true",
+                "INSERT INTO lawful_epoch (epoch, idx, transcript, confirmations) "
+                "VALUES ($1, $2, $3, $4) ON CONFLICT (epoch) DO NOTHING RETURNING true",
                 record.epoch,
                 record.index,
                 record.transcript,
+                record.confirmations,
             )
             if stored is None:
                 raise AlreadyExists("this epoch has a record")
@@ -1258,9 +1259,10 @@ class PostgresEpochStore:
 
         async def job(conn: _Conn) -> EpochRecord | None:
             row = await conn.fetchrow(
-                "SELECT epoch, idx, transcript FROM lawful_epoch WHERE epoch = $1", epoch
+                "SELECT epoch, idx, transcript, confirmations FROM lawful_epoch WHERE epoch = $1",
+                epoch,
             )
-            return None if row is None else EpochRecord(int(row[0]), int(row[1]), bytes(row[2]))
+            return None if row is None else _epoch_record(row)
 
         return await self._db.run("epoch get", job)
 
@@ -1269,12 +1271,18 @@ class PostgresEpochStore:
 
         async def job(conn: _Conn) -> tuple[EpochRecord, ...]:
             rows = await conn.fetch(
-                "SELECT epoch, idx, transcript FROM lawful_epoch ORDER BY epoch DESC LIMIT $1",
+                "SELECT epoch, idx, transcript, confirmations FROM lawful_epoch "
+                "ORDER BY epoch DESC LIMIT $1",
                 limit,
             )
-            return tuple(EpochRecord(int(r[0]), int(r[1]), bytes(r[2])) for r in rows)
+            return tuple(_epoch_record(r) for r in rows)
 
         return await self._db.run("epoch latest", job)
+
+
+def _epoch_record(row: asyncpg.Record) -> EpochRecord:
+    confirmations = None if row[3] is None else bytes(row[3])
+    return EpochRecord(int(row[0]), int(row[1]), bytes(row[2]), confirmations)
 
 
 # ----------------------------------------------------------------------------- factory

@@ -1208,12 +1208,14 @@ class SqliteEpochStore:
 
     async def add(self, record: EpochRecord) -> None:
         _checks.epoch_record(record)
-        row = (record.epoch, record.index, record.transcript)
+        row = (record.epoch, record.index, record.transcript, record.confirmations)
 
         def job(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    "INSERT INTO lawful_epoch (epoch, idx, transcript) VALUES (?, ?, ?)", row
+                    "INSERT INTO lawful_epoch (epoch, idx, transcript, confirmations) "
+                    "VALUES (?, ?, ?, ?)",
+                    row,
                 )
             except sqlite3.IntegrityError as e:
                 if _is_unique_violation(e):
@@ -1227,9 +1229,10 @@ class SqliteEpochStore:
 
         def job(conn: sqlite3.Connection) -> EpochRecord | None:
             row = conn.execute(
-                "SELECT epoch, idx, transcript FROM lawful_epoch WHERE epoch = ?", (epoch,)
+                "SELECT epoch, idx, transcript, confirmations FROM lawful_epoch WHERE epoch = ?",
+                (epoch,),
             ).fetchone()
-            return None if row is None else EpochRecord(int(row[0]), int(row[1]), bytes(row[2]))
+            return None if row is None else _epoch_record(row)
 
         return await self._db.read("epoch get", job)
 
@@ -1238,12 +1241,18 @@ class SqliteEpochStore:
 
         def job(conn: sqlite3.Connection) -> tuple[EpochRecord, ...]:
             rows = conn.execute(
-                "SELECT epoch, idx, transcript FROM lawful_epoch ORDER BY epoch DESC LIMIT ?",
+                "SELECT epoch, idx, transcript, confirmations FROM lawful_epoch "
+                "ORDER BY epoch DESC LIMIT ?",
                 (limit,),
             ).fetchall()
-            return tuple(EpochRecord(int(r[0]), int(r[1]), bytes(r[2])) for r in rows)
+            return tuple(_epoch_record(r) for r in rows)
 
         return await self._db.read("epoch latest", job)
+
+
+def _epoch_record(row: Any) -> EpochRecord:
+    confirmations = None if row[3] is None else bytes(row[3])
+    return EpochRecord(int(row[0]), int(row[1]), bytes(row[2]), confirmations)
 
 
 # ----------------------------------------------------------------------------- factory
