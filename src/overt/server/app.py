@@ -77,6 +77,7 @@ from overt.server.logs import DEVICE_SCOPE_KEY, AccessLog, describe_exception
 from overt.server.matching import matching_router, matching_service
 from overt.server.messages import MessageService
 from overt.server.metrics import CONTENT_TYPE, Metrics
+from overt.server.models import error_responses as _errors
 from overt.server.notify import Notifier
 from overt.server.prekeys import PrekeyService
 from overt.server.reports import ReportService, SuspensionGate, reports_router
@@ -147,13 +148,6 @@ def _signed(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"parameters": list(_SIGNED_HEADERS["parameters"])}
     if extra:
         out.update(extra)
-    return out
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    out: dict[int | str, dict[str, Any]] = {
-        status: {"model": m.ErrorBody, "description": "error"} for status in statuses
-    }
     return out
 
 

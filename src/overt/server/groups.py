@@ -73,7 +73,8 @@ from overt.server.limits import (
     MAX_GROUP_UPDATE_LEN,
     MAX_REQUEST_BODY,
 )
-from overt.server.models import _B64, ErrorBody, _Out, _Strict, parse_json
+from overt.server.models import _B64, _Out, _Strict, parse_json, signed_header_parameters
+from overt.server.models import error_responses as _errors
 from overt.server.notify import Notifier
 from overt.server.signals import SignalService
 from overt.storage import AccountStore, MailboxStore, MailKind, NewMail, NotFound
@@ -464,22 +465,13 @@ def _group_id(text: str) -> bytes:
     return b64decode(text, "a group id")
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
-
-
 _STALE: Final[dict[int | str, dict[str, Any]]] = {
     409: {"model": StaleGroupBody, "description": "stale_group (or stale_devices on PUT)"}
 }
 
 
 def _signed(body_model: type[BaseModel] | None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "parameters": [
-            {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-            for name in ("X-Overt-Device", "X-Overt-Timestamp", "X-Overt-Signature")
-        ]
-    }
+    out: dict[str, Any] = {"parameters": signed_header_parameters()}
     if body_model is not None:
         out["requestBody"] = {
             "required": True,

@@ -29,6 +29,7 @@ from overt.server.directory import KeyDirectory
 from overt.server.errors import Malformed
 from overt.server.explorer import CONTENT_SECURITY_POLICY, render
 from overt.server.limits import LOG_POSITION_DIGITS, MAX_ACCOUNT_ID_LEN
+from overt.server.models import error_responses as _errors
 from overt.server.transparency import LogView
 
 _DIGITS: Final = LOG_POSITION_DIGITS - 1
@@ -73,10 +74,6 @@ def strict_query(request: Request, allowed: Collection[str]) -> None:
             raise Malformed(
                 f"{name} must be a decimal integer of at most {LOG_POSITION_DIGITS} digits"
             )
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": m.ErrorBody, "description": "error"} for status in statuses}
 
 
 def _text(description: str, media: str = "text/plain") -> dict[int | str, dict[str, Any]]:

@@ -73,7 +73,8 @@ from overt.server.codec import b64encode
 from overt.server.config import _create_secret, _read_key, prepare_data_dir
 from overt.server.errors import RateLimited
 from overt.server.keyed_locks import KeyedLocks
-from overt.server.models import ErrorBody
+from overt.server.models import error_responses as _errors
+from overt.server.models import signed_header_parameters
 from overt.storage.matching import ListVersion, MatchingStore
 from overt.storage.moderation import NewSignal, ReportStore
 from overt.transparency.entries import MatchingListCommitment
@@ -280,8 +281,8 @@ class MatchingService:
             self._commitments = {c: v for v, c in await self._store.commitments()}
         return commitment in self._commitments
 
-    async def _list_index(self) -> PdqIndex:
-        latest = await self.current()
+    def _list_index(self, latest: ListVersion) -> PdqIndex:
+        """The re-check index of ``latest`` (parsed once per version)."""
         if self._index is None or self._index[0] != latest.version:
             hashes = list_from_bytes(latest.hashes)
             self._index = (latest.version, PdqIndex(hashes.hashes))
@@ -325,8 +326,8 @@ class MatchingService:
         if not new:
             return
         await self._store.reveal(subject, dict(new))
-        candidates, dropped = recheck(new, await self._list_index())
         latest = await self.current()
+        candidates, dropped = recheck(new, self._list_index(latest))
         now = self._clock()
         for c in candidates:
             detail = {
@@ -383,21 +384,12 @@ class AcceptedBody(BaseModel):
     status: str = Field(description='always "accepted", whether or not anything matched')
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
-
-
 _OCTETS: Final[dict[int | str, dict[str, Any]]] = {
     200: {
         "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
         "description": "the encoded bytes",
     }
 }
-
-_SIGNED_PARAMETERS: Final = [
-    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-    for name in ("X-Overt-Device", "X-Overt-Timestamp", "X-Overt-Signature")
-]
 
 
 def matching_router(service: MatchingService, authenticate: Authenticate) -> APIRouter:
@@ -447,7 +439,7 @@ def matching_router(service: MatchingService, authenticate: Authenticate) -> API
         response_model=AcceptedBody,
         responses=_errors(400, 401, 403, 409, 413, 429),
         openapi_extra={
-            "parameters": _SIGNED_PARAMETERS,
+            "parameters": signed_header_parameters(),
             "requestBody": {
                 "required": True,
                 "content": {

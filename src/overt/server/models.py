@@ -166,6 +166,21 @@ class ErrorBody(_Out):
     message: str
 
 
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """A route's OpenAPI ``responses`` for ``statuses``, each answered with an
+    :class:`ErrorBody` (every router of the server describes its errors with this)."""
+    return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
+
+
+def signed_header_parameters() -> list[dict[str, Any]]:
+    """A signed route's OpenAPI ``parameters``: the three headers of a signed device request
+    (docs/api.md, "Authentication"); a new list for each route."""
+    return [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("X-Overt-Device", "X-Overt-Timestamp", "X-Overt-Signature")
+    ]
+
+
 class CurrentDevicesBody(_Out):
     serial: int
     devices: list[int]

@@ -71,7 +71,8 @@ from overt.safety import (
 from overt.server.auth import Clock
 from overt.server.codec import b64encode
 from overt.server.errors import Forbidden, Malformed, TooLarge
-from overt.server.models import ErrorBody
+from overt.server.models import error_responses as _errors
+from overt.server.models import signed_header_parameters
 from overt.storage import AlreadyExists, StorageConflict
 from overt.storage.limits import REPORT_ID_LEN
 from overt.storage.moderation import NewReport, ReportStore, StandingStore
@@ -344,16 +345,6 @@ def parse_report_request(body: bytes) -> tuple[Category, Report]:
     return Category(raw), report
 
 
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: {"model": ErrorBody, "description": "error"} for status in statuses}
-
-
-_SIGNED_PARAMETERS: Final = [
-    {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
-    for name in ("X-Overt-Device", "X-Overt-Timestamp", "X-Overt-Signature")
-]
-
-
 def reports_router(
     service: ReportService, authenticate: Authenticate, standing: StandingStore | None
 ) -> APIRouter:
@@ -367,7 +358,7 @@ def reports_router(
         response_model=ReceiptBody,
         responses=_errors(400, 401, 403, 409, 413, 429),
         openapi_extra={
-            "parameters": _SIGNED_PARAMETERS,
+            "parameters": signed_header_parameters(),
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": REPORT_REQUEST_SCHEMA}},
@@ -391,7 +382,7 @@ def reports_router(
         "/v1/reports/standing",
         response_model=StandingBody,
         responses=_errors(400, 401, 403, 413, 429),
-        openapi_extra={"parameters": _SIGNED_PARAMETERS},
+        openapi_extra={"parameters": signed_header_parameters()},
         summary="This account's standing with the moderators (warnings, suspension)",
     )
     async def get_standing(request: Request) -> StandingBody:

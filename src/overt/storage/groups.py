@@ -33,6 +33,7 @@ from itertools import pairwise
 from typing import Protocol
 
 from overt.errors import LimitExceeded
+from overt.storage._argcheck import fixed
 from overt.storage.errors import InvalidArgument
 from overt.storage.limits import (
     ACCOUNT_ID_MAX_LEN,
@@ -111,13 +112,8 @@ def _int(value: int, low: int, high: int, what: str) -> None:
         raise InvalidArgument(f"{what} must be an integer in {low}..{high}")
 
 
-def _fixed(value: bytes, n: int, what: str) -> None:
-    if not isinstance(value, bytes) or len(value) != n:
-        raise InvalidArgument(f"{what} must be {n} bytes")
-
-
 def check_group_id(group_id: bytes) -> None:
-    _fixed(group_id, GROUP_ID_LEN, "a group id")
+    fixed(group_id, GROUP_ID_LEN, "a group id")
 
 
 def check_account(account: bytes) -> None:
@@ -130,7 +126,7 @@ def check_new_update(record: NewGroupUpdate) -> None:
         raise InvalidArgument("expected a NewGroupUpdate")
     check_group_id(record.group_id)
     _int(record.version, 1, INT64_MAX, "a group version")
-    _fixed(record.member_set_hash, GROUP_SET_HASH_LEN, "a member-set hash")
+    fixed(record.member_set_hash, GROUP_SET_HASH_LEN, "a member-set hash")
     if not isinstance(record.update, bytes) or not record.update:
         raise InvalidArgument("an update must be non-empty bytes")
     if len(record.update) > GROUP_UPDATE_MAX_LEN:
