@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from overt.client._b64 import b64d, b64e
 from overt.client.errors import BadResponse
 from overt.errors import DecodeError
-from overt.wire import Address, KemPreKey, OneTimePreKey, SignedPreKey
+from overt.wire import Address, Envelope, KemPreKey, OneTimePreKey, SignedPreKey
 from overt.wire.messages import MAX_ACCOUNT_ID_LEN
 
 _U32_MAX = 0xFFFFFFFF
@@ -33,13 +33,21 @@ def parse_address(value: object, what: str) -> Address:
     if not isinstance(value, str) or value.count(":") != 1:
         raise BadResponse(f"{what} is not a device address")
     account_b64, device = value.split(":")
-    account = _b64(account_b64, what)
+    account = b64_value(account_b64, what)
     if not 1 <= len(account) <= MAX_ACCOUNT_ID_LEN or not device.isdigit():
         raise BadResponse(f"{what} is not a device address")
     dev = int(device)
     if dev > _U32_MAX:
         raise BadResponse(f"{what} is not a device address")
     return Address(account, dev)
+
+
+def send_request(targets: Sequence[Address], envelopes: Sequence[Envelope]) -> dict[str, object]:
+    """A ``POST /v1/messages`` body: the target devices by account, and the envelopes."""
+    recipients: dict[str, list[int]] = {}
+    for t in targets:
+        recipients.setdefault(account_path(t.account), []).append(t.device)
+    return {"recipients": recipients, "envelopes": [b64e(e.encode()) for e in envelopes]}
 
 
 def prekey_upload(
@@ -90,7 +98,8 @@ def boolean(o: Mapping[str, object], name: str, what: str) -> bool:
     return v
 
 
-def _b64(v: object, what: str) -> bytes:
+def b64_value(v: object, what: str) -> bytes:
+    """One strict base64url JSON value (a field's or an array item's) as bytes."""
     try:
         return b64d(v, what)
     except DecodeError as exc:
@@ -98,7 +107,7 @@ def _b64(v: object, what: str) -> bytes:
 
 
 def binary(o: Mapping[str, object], name: str, what: str) -> bytes:
-    return _b64(_field(o, name, what), f"{what}: {name!r}")
+    return b64_value(_field(o, name, what), f"{what}: {name!r}")
 
 
 def array(o: Mapping[str, object], name: str, what: str) -> list[object]:
@@ -150,7 +159,7 @@ class BundlesView:
 def parse_bundles(value: object) -> BundlesView:
     what = "prekey bundles"
     o = obj(value, what)
-    bundles = tuple(_b64(b, f"{what}: bundle") for b in array(o, "bundles", what))
+    bundles = tuple(b64_value(b, f"{what}: bundle") for b in array(o, "bundles", what))
     return BundlesView(integer(o, "serial", what), binary(o, "signed_device_list", what), bundles)
 
 
@@ -172,7 +181,7 @@ def parse_stale(details: Mapping[str, object]) -> list[StaleAccount]:
         entry = obj(value, what)
         out.append(
             StaleAccount(
-                _b64(key, f"{what}: account"),
+                b64_value(key, f"{what}: account"),
                 integer(entry, "serial", what),
                 tuple(int_list(entry, "devices", what, _U32_MAX)),
                 binary(entry, "signed_device_list", what),
@@ -211,7 +220,7 @@ def parse_mail(value: object) -> Mail:
         parse_address(_field(o, "sender", what), f"{what}: 'sender'"),
         integer(o, "server_time", what),
         binary(o, "envelope", what),
-        None if tag is None else _b64(tag, f"{what}: 'reporting_tag'"),
+        None if tag is None else b64_value(tag, f"{what}: 'reporting_tag'"),
         str(kind),
     )
 
@@ -259,7 +268,7 @@ def hash_list(value: object, what: str, max_items: int) -> list[bytes]:
     items = array(o, "proof", what)
     if len(items) > max_items:
         raise BadResponse(f"{what}: more than {max_items} hashes")
-    out = [_b64(h, f"{what}: hash") for h in items]
+    out = [b64_value(h, f"{what}: hash") for h in items]
     if any(len(h) != 32 for h in out):
         raise BadResponse(f"{what}: a hash is not 32 bytes")
     return out
@@ -285,7 +294,7 @@ def parse_entries(value: object, max_items: int) -> list[bytes]:
     items = array(o, "entries", what)
     if len(items) > max_items:
         raise BadResponse(f"{what}: more than {max_items} entries")
-    return [_b64(e, f"{what}: entry") for e in items]
+    return [b64_value(e, f"{what}: entry") for e in items]
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -100,6 +99,7 @@ from overt.client.model import (
     GroupMemberInfo,
     Message,
     Undecryptable,
+    account_of,
     name_of,
 )
 from overt.client.notices import Notice, WarrantWatch, notice_of
@@ -167,23 +167,12 @@ log = logging.getLogger("overt.client")
 #: Verified bundles (with the device-list entry they were checked against), by device.
 _Bundles = dict[Address, tuple[PreKeyBundle, DeviceEntry]]
 
-#: Account names as the CLI and the server's conventions have them (docs/api.md).
-NAME_PATTERN: Final = re.compile(r"[a-z0-9_.-]{3,32}")
-
 #: Domain separation of attachment encryption (``overt.crypto.seal`` label and AD).
 ATTACHMENT_LABEL: Final = b"Attachment"
 ATTACHMENT_AD: Final = b"Overt_Attachment_v1"
 
 #: The device id a linking device uses until the primary assigns one.
 _UNASSIGNED_DEVICE: Final = 0
-
-
-def _check_name(name: str) -> bytes:
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise LocalError(
-            f"{name!r} is not an account name: use 3 to 32 characters of a-z, 0-9, '_', '.', '-'"
-        )
-    return name.encode()
 
 
 def _copy_stock(stock: PrekeyStock) -> PrekeyStock:
@@ -368,7 +357,7 @@ class Client:
         If the answer is lost (:class:`ServerUnreachable`), calling again with the same name
         finishes the registration. :class:`AccountExists` if the name is taken.
         """
-        account = _check_name(name)
+        account = account_of(name)
         now = self._clock.now_ms()
         p = self._profile
         if p is not None and (p.state is not ProfileState.REGISTERING or p.account != account):
@@ -427,7 +416,7 @@ class Client:
 
         Hand the request (``encode()``) to a device that holds the account key.
         """
-        account = _check_name(name)
+        account = account_of(name)
         p = self._profile
         if p is None:
             await self._kt.manifest()  # first contact: pin the deployment's manifest
@@ -737,7 +726,7 @@ class Client:
         :func:`overt.protocol.format_safety_number`).
         """
         p = self._active()
-        other = _check_name(peer)
+        other = account_of(peer)
         own = await self._contact(p.account)
         them = await self._contact(other)
         return safety_number(p.account, own.account_key, other, them.account_key)
@@ -770,14 +759,14 @@ class Client:
     async def offered_safety_number(self, peer: str) -> str:
         """The safety number with the key the server *now* offers for ``peer`` (not pinned):
         what to compare in person after an :class:`UntrustedIdentity`."""
-        return (await self._offered(_check_name(peer)))[1]
+        return (await self._offered(account_of(peer)))[1]
 
     async def accept_new_identity(self, peer: str, safety_number: str) -> None:
         """Pin the account key the server now offers for ``peer``, after the person compared
         ``safety_number`` (from :meth:`offered_safety_number`) with the peer's. Sessions with
         the peer's devices are dropped; new ones start from fresh prekeys."""
         p = self._active()
-        account = _check_name(peer)
+        account = account_of(peer)
         if account == p.account:
             raise ProfileStateError(
                 "this device cannot accept a new key for its own account; link it again"
@@ -800,7 +789,7 @@ class Client:
     async def send(self, to: str, text: str) -> Message:
         """Send ``text`` to account ``to`` (every device of it, and this account's other
         devices); return it as stored in the conversation."""
-        return await self._send_body(Body.of_text(_check_name(to), text))
+        return await self._send_body(Body.of_text(account_of(to), text))
 
     async def send_attachment(
         self,
@@ -813,7 +802,7 @@ class Client:
     ) -> Message:
         """Encrypt ``data`` (bytes, or a file's path) under a fresh key, upload it, and send
         the pointer (key and hashes) inside a message to ``to``."""
-        peer = _check_name(to)
+        peer = account_of(to)
         data, pointer = await self._upload_attachment(data, content_type, file_name)
         message = await self._send_body(Body.of_attachment(peer, pointer, caption))
         await self._after_attachment(data, content_type)
@@ -901,7 +890,7 @@ class Client:
                 if targets:
                     try:
                         answer = await self._request(
-                            "POST", "/v1/messages", json=_send_request(targets, envelopes)
+                            "POST", "/v1/messages", json=_api.send_request(targets, envelopes)
                         )
                     except StaleDevices as exc:
                         last = exc
@@ -1534,7 +1523,7 @@ class Client:
     async def history(self, peer: str, limit: int = 50) -> list[Message]:
         """The last ``limit`` messages with ``peer``, oldest first."""
         p = self._active()
-        cid = direct_conversation_id(p.account, _check_name(peer))
+        cid = direct_conversation_id(p.account, account_of(peer))
         return [self._message(m) for m in self._store.history(cid, limit)]
 
     async def undecryptable(self, limit: int = 100) -> list[Undecryptable]:
@@ -1614,13 +1603,6 @@ def _entry_fits(entry: DeviceEntry | None, env: Envelope) -> bool:
         entry.identity_dh,
         entry.identity_sign,
     )
-
-
-def _send_request(targets: Sequence[Address], envelopes: Sequence[Envelope]) -> dict[str, object]:
-    recipients: dict[str, list[int]] = {}
-    for t in targets:
-        recipients.setdefault(_api.account_path(t.account), []).append(t.device)
-    return {"recipients": recipients, "envelopes": [b64e(e.encode()) for e in envelopes]}
 
 
 def _make_room(stock: PrekeyStock, classical: int, kem: int) -> None:

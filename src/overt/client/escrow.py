@@ -407,15 +407,16 @@ class EscrowEpochs:
         manifest = await self._kt.manifest()
         if manifest is None or escrow_of(manifest) is None:
             return None
-        known = {e.epoch for e in self.known()}
-        if field_ is not None and field_.epoch not in known:
+        known = self.known()
+        if field_ is not None and all(e.epoch != field_.epoch for e in known):
             try:
                 await self.fetch(manifest, field_.epoch)
             except (EpochNotInLog, BadResponse) as exc:
                 log.warning("a message names escrow epoch %d, which is not provably logged",
                             field_.epoch)  # fmt: skip
                 raise PolicyViolation("access field for an epoch that is not in the log") from exc
-        policy = policy_of(self.known(), self._now())
+            known = self.known()
+        policy = policy_of(known, self._now())
         if policy is None:
             raise PolicyViolation("no escrow epoch is known for this deployment's policy")
         return policy

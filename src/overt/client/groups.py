@@ -48,7 +48,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final
 
 from overt.client import _api
-from overt.client._b64 import b64d, b64e
+from overt.client._b64 import b64e
 from overt.client.body import GROUP_BODY_KINDS, AttachmentPointer, Body, BodyKind, access_kind
 from overt.client.errors import (
     BadResponse,
@@ -78,7 +78,14 @@ from overt.client.limits import (
     MAX_PAIRWISE_ENVELOPES,
     MAX_SEND_ATTEMPTS,
 )
-from overt.client.model import FailureReason, GroupInfo, GroupMemberInfo, Message, name_of
+from overt.client.model import (
+    FailureReason,
+    GroupInfo,
+    GroupMemberInfo,
+    Message,
+    account_of,
+    name_of,
+)
 from overt.client.store import Direction, Failure
 from overt.crypto import Ed25519PublicKey
 from overt.errors import (
@@ -111,7 +118,7 @@ from overt.protocol.groups import (
 )
 from overt.protocol.identity import AccountIdentity
 from overt.protocol.limits import MAX_GROUP_MEMBERS
-from overt.wire import MESSAGE_ID_LEN, Address, Envelope
+from overt.wire import MESSAGE_ID_LEN, Address
 from overt.wire.group_messages import MAX_GROUP_NAME_LEN, GroupMessage
 
 if TYPE_CHECKING:
@@ -148,17 +155,10 @@ class GroupView:
     more: bool = False
 
 
-def _bytes(value: object, what: str) -> bytes:
-    try:
-        return b64d(value, what)
-    except DecodeError as exc:
-        raise BadResponse(str(exc)) from None
-
-
 def parse_group_view(value: object) -> GroupView:
     what = "group view"
     o = _api.obj(value, what)
-    updates = tuple(_bytes(u, f"{what}: update") for u in _api.array(o, "updates", what))
+    updates = tuple(_api.b64_value(u, f"{what}: update") for u in _api.array(o, "updates", what))
     return GroupView(
         _api.binary(o, "group_id", what),
         _api.integer(o, "version", what),
@@ -203,14 +203,6 @@ def group_ref(group_id: bytes) -> str:
 
 def _path(group_id: bytes) -> str:
     return f"/v1/groups/{b64e(group_id)}"
-
-
-def _send_request(targets: Sequence[Address], envelopes: Sequence[Envelope]) -> dict[str, object]:
-    """A ``POST /v1/messages`` body (as :mod:`overt.client.client` builds it)."""
-    recipients: dict[str, list[int]] = {}
-    for t in targets:
-        recipients.setdefault(_api.account_path(t.account), []).append(t.device)
-    return {"recipients": recipients, "envelopes": [b64e(e.encode()) for e in envelopes]}
 
 
 # ----------------------------------------------------------------------------- the service
@@ -392,7 +384,7 @@ class Groups:
         p = self._c._active()
         ai = self._signer()
         name_bytes = _group_name(name)
-        accounts = sorted({_account(m) for m in members} | {p.account})
+        accounts = sorted({account_of(m) for m in members} | {p.account})
         if len(accounts) > MAX_GROUP_MEMBERS:
             raise LocalError(f"a group has at most {MAX_GROUP_MEMBERS} members")
         async with self._locked():
@@ -429,7 +421,7 @@ class Groups:
         )
 
     async def add(self, ref: str, names: Sequence[str]) -> GroupInfo:
-        adding = {_account(n) for n in names}
+        adding = {account_of(n) for n in names}
         if not adding:
             raise LocalError("name at least one account to add")
 
@@ -443,7 +435,7 @@ class Groups:
 
     async def remove(self, ref: str, names: Sequence[str]) -> GroupInfo:
         p = self._c._active()
-        removing = {_account(n) for n in names}
+        removing = {account_of(n) for n in names}
         if p.account in removing:
             raise LocalError("to remove yourself, leave the group (overt group leave)")
         if not removing:
@@ -472,18 +464,6 @@ class Groups:
                 return None
             accounts = [m.account for m in state.membership.members]
             return await self._devices_now(accounts), new_name, None
-
-        return await self._change(ref, wanted)
-
-    async def refresh_devices(self, ref: str) -> GroupInfo:
-        """(Admin) a new view listing every member's current devices, if they changed: new
-        devices then receive the group's keys, removed ones trigger a rekey."""
-
-        async def wanted(state: GroupState) -> _Wanted | None:
-            accounts = [m.account for m in state.membership.members]
-            devices = await self._devices_now(accounts, refresh=True)
-            listed = {m.account: list(m.devices) for m in state.membership.members}
-            return None if devices == listed else (devices, None, None)
 
         return await self._change(ref, wanted)
 
@@ -918,7 +898,9 @@ class Groups:
             if encrypted is None:
                 continue
             try:
-                await c._request("POST", "/v1/messages", json=_send_request(targets, encrypted[1]))
+                await c._request(
+                    "POST", "/v1/messages", json=_api.send_request(targets, encrypted[1])
+                )
             except StaleDevices as exc:
                 await c._apply_stale(exc)
                 continue
@@ -1351,16 +1333,6 @@ def _group_name(name: str) -> bytes:
     if not raw.strip() or len(raw) > MAX_GROUP_NAME_LEN:
         raise LocalError(f"a group name is 1 to {MAX_GROUP_NAME_LEN} bytes of text")
     return raw
-
-
-def _account(name: str) -> bytes:
-    from overt.client.client import NAME_PATTERN  # noqa: PLC0415 - the facade imports us
-
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise LocalError(
-            f"{name!r} is not an account name: use 3 to 32 characters of a-z, 0-9, '_', '.', '-'"
-        )
-    return name.encode()
 
 
 __all__ = ["GroupSent", "GroupView", "Groups", "group_ref", "parse_group_sent", "parse_group_view"]

@@ -6,11 +6,14 @@ attachment keys, so that logging one of these objects never logs content.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Final
 
 from overt.client.body import AttachmentPointer
 from overt.client.store import Direction
+from overt.errors import LocalError
 
 __all__ = [
     "Alarm",
@@ -28,6 +31,19 @@ __all__ = [
 def name_of(account: bytes) -> str:
     """An account id as the name people see (invalid UTF-8 shown with replacement marks)."""
     return account.decode("utf-8", errors="replace")
+
+
+#: Account names as the CLI and the server's conventions have them (docs/api.md).
+NAME_PATTERN: Final = re.compile(r"[a-z0-9_.-]{3,32}")
+
+
+def account_of(name: str) -> bytes:
+    """The account id a typed name stands for, or :class:`LocalError` if it is not one."""
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise LocalError(
+            f"{name!r} is not an account name: use 3 to 32 characters of a-z, 0-9, '_', '.', '-'"
+        )
+    return name.encode()
 
 
 @dataclass(frozen=True, slots=True)

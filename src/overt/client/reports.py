@@ -31,9 +31,10 @@ from typing import Final
 from overt.client import _api
 from overt.client._b64 import b64e
 from overt.client.body import AttachmentPointer
-from overt.client.client import NAME_PATTERN, Client
+from overt.client.client import Client
 from overt.client.errors import NotFound
 from overt.client.group_store import StoredGroupMessage
+from overt.client.model import account_of
 from overt.client.store import Direction, StoredMessage
 from overt.crypto import SEAL_OVERHEAD, constant_time_eq, sha256
 from overt.errors import LocalError
@@ -50,12 +51,6 @@ REPORT_CATEGORIES: Final = ("child_safety", "violence", "harassment", "spam", "o
 #: Attachment ciphertext one report reveals at most, in bytes (the server takes request
 #: bodies of up to 32 MiB, and base64 grows bytes by a third).
 REPORT_ATTACHMENT_BUDGET: Final = 20 * 1024 * 1024
-
-
-def _peer(name: str) -> bytes:
-    if not NAME_PATTERN.fullmatch(name):
-        raise LocalError(f"{name!r} is not an account name (3-32 of a-z 0-9 _ . -)")
-    return name.encode()
 
 
 async def report(
@@ -80,7 +75,7 @@ async def report(
     # facade does (Client._active, ._store, ._request), without widening Client's public API.
     profile = client._active()
     store = client._store
-    account = _peer(peer)
+    account = account_of(peer)
     me = profile.device.address
     cid = direct_conversation_id(profile.account, account)
     budget = REPORT_ATTACHMENT_BUDGET if reveal_attachments else 0
