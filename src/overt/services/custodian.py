@@ -73,8 +73,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import socket
-import stat
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -83,7 +81,6 @@ from pathlib import Path
 from typing import Final, TextIO
 
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -130,6 +127,9 @@ from overt.errors import (
     ProtocolViolation,
     UntrustedIdentity,
 )
+from overt.services import _files
+from overt.services._files import create_secret, read_secret, write_atomically
+from overt.services._listen import listen, serve, url_of
 from overt.services.custodian_client import PartyError, PartyRejected, ProviderClient
 from overt.services.custodian_wire import (
     CustodianIdentity,
@@ -181,7 +181,6 @@ driver can make a custodian keep."""
 MANIFEST_REFRESH_SECONDS: Final = 30.0
 """How long a fetched manifest is used before asking the provider again."""
 DEFAULT_HOST: Final = "127.0.0.1"
-LISTEN_BACKLOG: Final = 128
 
 logger = logging.getLogger("overt.services.custodian")
 
@@ -189,55 +188,12 @@ logger = logging.getLogger("overt.services.custodian")
 # ----------------------------------------------------------------------------- files
 
 
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _create_secret(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _fsync_directory(path.parent)
-
-
 def _read_secret(path: Path, limit: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
         raise ConfigurationError(f"cannot read {path}: {e}") from e
-    try:
-        mode = os.fstat(fd).st_mode
-        data = os.read(fd, limit + 1)
-    finally:
-        os.close(fd)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(f"{path} is readable by other users; run `chmod 600 {path}`")
+    data = read_secret(fd, path, limit)
     if len(data) > limit:
         raise ConfigurationError(f"{path} is too large to be a custodian key file")
     return data
@@ -277,9 +233,9 @@ def load_or_create_keys(data_dir: str | Path, rng: Rng | None = None) -> tuple[C
             f"{KEY_FILE_HEADER}\nsign {b64e(fresh.sign.export_secret())}\n"
             f"dh {b64e(fresh.dh.export_secret())}\n"
         )
-        _create_secret(key_path, text.encode("ascii"))
-        _create_secret(directory / STORAGE_KEY_FILE_NAME, fresh.storage_key)
-        _create_secret(directory / ADMIN_TOKEN_FILE_NAME, (fresh.admin_token + "\n").encode())
+        create_secret(key_path, text.encode("ascii"))
+        create_secret(directory / STORAGE_KEY_FILE_NAME, fresh.storage_key)
+        create_secret(directory / ADMIN_TOKEN_FILE_NAME, (fresh.admin_token + "\n").encode())
         created = True
     try:
         lines = _read_secret(key_path, MAX_KEY_FILE_BYTES).decode("ascii").splitlines()
@@ -494,30 +450,17 @@ class CustodianState:
         )
 
 
-class StateFile:
+class StateFile(_files.StateFile[CustodianState]):
     """The state in one file, replaced atomically on every change."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> CustodianState | None:
-        try:
-            with self.path.open("rb") as f:
-                data = f.read(MAX_STATE_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise ConfigurationError(f"cannot read the custodian state {self.path}: {e}") from e
-        try:
-            return CustodianState.from_bytes(data)
-        except DecodeError as e:
-            raise ConfigurationError(
-                f"the custodian state {self.path} is unreadable ({e}); restore it from a backup "
-                "— starting afresh would forget what was released and the shares held"
-            ) from e
-
-    def save(self, state: CustodianState) -> None:
-        write_atomically(self.path, state.to_bytes())
+        super().__init__(
+            path,
+            decode=CustodianState.from_bytes,
+            max_bytes=MAX_STATE_BYTES,
+            party="custodian",
+            consequence="starting afresh would forget what was released and the shares held",
+        )
 
 
 class MemoryStateFile:
@@ -1201,25 +1144,6 @@ def create_app(service: CustodianService) -> Starlette:
 # ----------------------------------------------------------------------------- running
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def run_custodian(
     host: str,
     port: int,
@@ -1248,20 +1172,13 @@ def run_custodian(
     public = canonicalize(service.identity.to_json())
     write_atomically(Path(data_dir) / PUBLIC_FILE_NAME, public + b"\n", 0o644)
     app = create_app(service)
-    try:
-        sock = _bind(host, port)
-    except OSError as e:
-        raise ConfigurationError(f"cannot listen on {host}:{port} ({e}); pick another port") from e
+    sock = listen(host, port)
     print(
         f"custodian {name} (index {index}) {'created' if created else 'loaded'} its keys", file=out
     )
     print(f"custodian key: {b64e(keys.sign.public_key.raw)}", file=out)
-    print(f"custodian listening on {_url(sock)}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
+    print(f"custodian listening on {url_of(sock)}", file=out, flush=True)
+    serve(app, sock, log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

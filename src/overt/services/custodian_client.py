@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Final, Self
+from typing import ClassVar, Final, Self
 
 import httpx
 
@@ -185,25 +185,14 @@ class _Http:
         return parse_strict(data, max_bytes=MAX_RESPONSE_BYTES)
 
 
-def _bearer(token: str) -> dict[str, str]:
-    return {"authorization": f"Bearer {token}"}
+class _Client:
+    """What every client of one party shares: its :class:`_Http`, ``url`` and closing.
 
+    Subclasses set ``_PARTY``, the party's name in error messages. Use ``async with`` or
+    :meth:`aclose`.
+    """
 
-# ----------------------------------------------------------------------------- custodians
-
-
-@dataclass(frozen=True, slots=True)
-class DecryptAnswer:
-    """What a willing custodian answers: its shares with their proof, and its logged receipt."""
-
-    custodian: int
-    response: ShareResponse
-    receipt: AccessReceipt
-    receipt_index: int
-
-
-class CustodianClient:
-    """One custodian service. Use ``async with`` or :meth:`aclose`."""
+    _PARTY: ClassVar[str]
 
     def __init__(
         self,
@@ -212,7 +201,7 @@ class CustodianClient:
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._http = _Http(url, "custodian", timeout=timeout, transport=transport)
+        self._http = _Http(url, self._PARTY, timeout=timeout, transport=transport)
 
     @property
     def url(self) -> str:
@@ -231,6 +220,29 @@ class CustodianClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+# ----------------------------------------------------------------------------- custodians
+
+
+@dataclass(frozen=True, slots=True)
+class DecryptAnswer:
+    """What a willing custodian answers: its shares with their proof, and its logged receipt."""
+
+    custodian: int
+    response: ShareResponse
+    receipt: AccessReceipt
+    receipt_index: int
+
+
+class CustodianClient(_Client):
+    """One custodian service. Use ``async with`` or :meth:`aclose`."""
+
+    _PARTY: ClassVar[str] = "custodian"
 
     async def identity(self) -> CustodianIdentity:
         return CustodianIdentity.from_json(await self._http.json("GET", "/identity"))
@@ -411,35 +423,10 @@ class EpochInfo:
     transcript: bytes
 
 
-class ProviderClient:
+class ProviderClient(_Client):
     """The provider's public and lawful-access endpoints. Use ``async with`` or :meth:`aclose`."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._http = _Http(url, "the provider", timeout=timeout, transport=transport)
-
-    @property
-    def url(self) -> str:
-        return self._http.url
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+    _PARTY: ClassVar[str] = "the provider"
 
     # -- the public log -------------------------------------------------------------------
 

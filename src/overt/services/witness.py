@@ -41,8 +41,6 @@ import base64
 import binascii
 import logging
 import os
-import socket
-import stat
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -50,7 +48,6 @@ from pathlib import Path
 from typing import Final, Protocol, TextIO
 
 import anyio.to_thread
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,6 +55,8 @@ from starlette.routing import Route
 
 from overt.crypto import ED25519_KEY_LEN, Ed25519PrivateKey, Rng, SystemRng, sha256
 from overt.errors import ConfigurationError, DecodeError, OvertError
+from overt.services._files import StateFile, create_secret, read_secret, write_atomically
+from overt.services._listen import listen, serve, url_of
 from overt.transparency.merkle import EMPTY_ROOT
 from overt.transparency.note import ALG_COSIGNATURE_V1, CosignatureSigner, VerifierKey, key_id
 from overt.transparency.witness import (
@@ -79,7 +78,6 @@ MAX_KEY_FILE_BYTES: Final = 1024
 """Largest key file read: a name of at most 255 bytes plus the key."""
 
 DEFAULT_HOST: Final = "127.0.0.1"
-LISTEN_BACKLOG: Final = 128
 
 logger = logging.getLogger("overt.services.witness")
 
@@ -108,58 +106,17 @@ class MemoryStore:
         self.state = state
 
 
-def _fsync_directory(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_directory(path.parent)
-
-
-class FileStore:
+class FileStore(StateFile[WitnessState]):
     """The witness state in one file, replaced atomically on every change."""
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-
-    def load(self) -> WitnessState | None:
-        """The saved state, None if there is no file; :class:`ConfigurationError` if unreadable."""
-        try:
-            with self.path.open("rb") as f:
-                data = f.read(MAX_STATE_BYTES + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as e:
-            raise ConfigurationError(f"cannot read the witness state {self.path}: {e}") from e
-        try:
-            return WitnessState.from_bytes(data)
-        except DecodeError as e:
-            raise ConfigurationError(
-                f"the witness state {self.path} is unreadable ({e}); restore it from a backup — "
-                "starting from an empty state would let the witness sign a split view"
-            ) from e
-
-    def save(self, state: WitnessState) -> None:
-        _write_atomically(self.path, state.to_bytes(), 0o600)
+        super().__init__(
+            path,
+            decode=WitnessState.from_bytes,
+            max_bytes=MAX_STATE_BYTES,
+            party="witness",
+            consequence="starting from an empty state would let the witness sign a split view",
+        )
 
 
 # ----------------------------------------------------------------------------- keys
@@ -224,7 +181,7 @@ def load_or_create_key(
             signer = CosignatureSigner(name or _default_name(private), private)
         except OvertError as e:
             raise ConfigurationError(f"bad witness name {name!r}: {e}") from None
-        _create_secret_file(path, (encode_signer_key(signer) + "\n").encode("utf-8"))
+        create_secret(path, (encode_signer_key(signer) + "\n").encode("utf-8"))
         created = True
     else:
         signer = _read_key_file(fd, path)
@@ -233,32 +190,14 @@ def load_or_create_key(
                 f"{path} holds the key of witness {signer.name!r}, not {name!r}; "
                 "drop --name or use another data directory"
             )
-    _write_atomically(
+    write_atomically(
         directory / VKEY_FILE_NAME, (signer.verifier_key.to_text() + "\n").encode(), 0o644
     )
     return signer, created
 
 
-def _create_secret_file(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    _fsync_directory(path.parent)
-
-
 def _read_key_file(fd: int, path: Path) -> CosignatureSigner:
-    try:
-        mode = os.fstat(fd).st_mode
-        data = os.read(fd, MAX_KEY_FILE_BYTES + 1)
-    finally:
-        os.close(fd)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise ConfigurationError(
-            f"{path} is readable by other users; run `chmod 600 {path}` and restart"
-        )
+    data = read_secret(fd, path, MAX_KEY_FILE_BYTES, advice=" and restart")
     try:
         if len(data) > MAX_KEY_FILE_BYTES:
             raise DecodeError("witness key: file too large")
@@ -358,27 +297,6 @@ def create_app(
 # ----------------------------------------------------------------------------- running
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    if not infos:  # pragma: no cover - getaddrinfo raises instead
-        raise ConfigurationError(f"cannot resolve {host!r}")
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(LISTEN_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _url(sock: socket.socket) -> str:
-    host, port = sock.getsockname()[:2]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
-
 def run_witness(
     host: str,
     port: int,
@@ -406,19 +324,12 @@ def run_witness(
     store = FileStore(Path(data_dir) / STATE_FILE_NAME)
     witness = Witness(signer, [log], store.load())
     app = create_app(witness, store)
-    try:
-        sock = _bind(host, port)
-    except OSError as e:
-        raise ConfigurationError(f"cannot listen on {host}:{port} ({e}); pick another port") from e
+    sock = listen(host, port)
     print(f"witness {'created' if created else 'loaded'} key for {signer.name}", file=out)
     print(f"witness vkey: {signer.verifier_key.to_text()}", file=out)
     print(f"witness for log {log.origin}", file=out)
-    print(f"witness listening on {_url(sock)}", file=out, flush=True)
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, lifespan="off")
-    try:
-        uvicorn.Server(config).run(sockets=[sock])
-    finally:
-        sock.close()
+    print(f"witness listening on {url_of(sock)}", file=out, flush=True)
+    serve(app, sock, log_level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
