@@ -33,15 +33,15 @@ deployment, when Synapse ran, the ratios ``overt_over_synapse_<metric>`` (unit `
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from bench.core import BenchError, Context, Group, Row
+from bench.loadrun import float_param, run_async
 
 NAME: Final = "scale"
 THROUGHPUT: Final = "throughput"
@@ -66,8 +66,6 @@ RATIOS: Final = (
     (LATENCY, "p50_ms"),
     (LATENCY, "p99_ms"),
 )
-
-T = TypeVar("T")
 
 
 # ----------------------------------------------------------------------------- probes
@@ -141,32 +139,6 @@ class Measured:
     calm: Any
     node_cpu_s: tuple[float, float]
     """CPU of the relay processes (not the database or Redis) over each phase's window."""
-
-
-def _float_param(ctx: Context, name: str, default: float, minimum: float = 0.0) -> float:
-    raw = ctx.str_param(name, repr(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BenchError(f"--param {name}: not a number: {raw!r}") from None
-    if not value >= minimum:
-        raise BenchError(f"--param {name}: must be at least {minimum}, got {raw}")
-    ctx.used[name] = value
-    return value
-
-
-def _run_async(coro: Coroutine[Any, Any, T], loop: str) -> T:
-    if loop == "uvloop":
-        try:
-            import uvloop  # noqa: PLC0415 - optional; comes with uvicorn[standard]
-        except ImportError:
-            loop = "asyncio"
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(coro)
-    if loop != "asyncio":
-        raise BenchError(f"--param loop: uvloop or asyncio, got {loop!r}")
-    return asyncio.run(coro)
 
 
 def _describe(r: Any, node_cpu_s: float) -> str:
@@ -268,7 +240,7 @@ def _overt(
             body_size=settings.body_size,
             progress=lambda m: ctx.progress(f"{impl}: {m}"),
         )
-        measured = _run_async(
+        measured = run_async(
             _phases(ctx, impl, gen, node_probes, settings, settings.drain_s), settings.loop
         )
         for k, s in enumerate(nodes):
@@ -292,7 +264,7 @@ def _synapse(ctx: Context, settings: Settings, version: str) -> Measured | None:
                 body_size=settings.body_size,
                 progress=ctx.progress,
             )
-            return _run_async(
+            return run_async(
                 _phases(ctx, SYNAPSE, gen, [probe], settings, settings.synapse_drain_s),
                 settings.loop,
             )
@@ -382,11 +354,11 @@ def run(ctx: Context) -> list[Row]:
         )
     settings = Settings(
         clients=clients,
-        duration_s=_float_param(ctx, "duration_s", DEFAULT_DURATION_S, minimum=0.1),
+        duration_s=float_param(ctx, "duration_s", DEFAULT_DURATION_S, minimum=0.1),
         window=ctx.int_param("window", DEFAULT_WINDOW),
-        warmup_s=_float_param(ctx, "warmup_s", DEFAULT_WARMUP_S),
-        drain_s=_float_param(ctx, "drain_s", DEFAULT_DRAIN_S, minimum=0.1),
-        synapse_drain_s=_float_param(ctx, "synapse_drain_s", DEFAULT_SYNAPSE_DRAIN_S, 0.1),
+        warmup_s=float_param(ctx, "warmup_s", DEFAULT_WARMUP_S),
+        drain_s=float_param(ctx, "drain_s", DEFAULT_DRAIN_S, minimum=0.1),
+        synapse_drain_s=float_param(ctx, "synapse_drain_s", DEFAULT_SYNAPSE_DRAIN_S, 0.1),
         body_size=ctx.int_param("body_size", DEFAULT_BODY, minimum=24),
         loop=ctx.str_param("loop", "uvloop"),
     )

@@ -25,13 +25,12 @@ than what was sent, arrived twice, or was acknowledged to its sender but not del
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from bench.core import OVERT, BenchError, Context, Group, Row
+from bench.loadrun import float_param, run_async
 
 NAME: Final = "server"
 THROUGHPUT: Final = "throughput"
@@ -42,34 +41,6 @@ DEFAULT_WINDOW: Final = 4
 DEFAULT_WARMUP_S: Final = 1.0
 DEFAULT_DRAIN_S: Final = 5.0
 DEFAULT_BODY: Final = 100
-
-T = TypeVar("T")
-
-
-def _float_param(ctx: Context, name: str, default: float, minimum: float = 0.0) -> float:
-    raw = ctx.str_param(name, repr(default))
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BenchError(f"--param {name}: not a number: {raw!r}") from None
-    if not value >= minimum:
-        raise BenchError(f"--param {name}: must be at least {minimum}, got {raw}")
-    ctx.used[name] = value
-    return value
-
-
-def _run_async(coro: Coroutine[Any, Any, T], loop: str) -> T:
-    if loop == "uvloop":
-        try:
-            import uvloop  # noqa: PLC0415 - optional; comes with uvicorn[standard]
-        except ImportError:
-            loop = "asyncio"
-        else:
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                return runner.run(coro)
-    if loop != "asyncio":
-        raise BenchError(f"--param loop: uvloop or asyncio, got {loop!r}")
-    return asyncio.run(coro)
 
 
 def _describe(r: Any) -> str:  # a loadgen.PhaseResult
@@ -167,11 +138,11 @@ def run(ctx: Context) -> list[Row]:
         raise BenchError(
             f"--param clients: the clients are paired, give an even number ({clients})"
         )
-    duration_s = _float_param(ctx, "duration_s", DEFAULT_DURATION_S, minimum=0.1)
+    duration_s = float_param(ctx, "duration_s", DEFAULT_DURATION_S, minimum=0.1)
     window = ctx.int_param("window", DEFAULT_WINDOW)
-    rate = _float_param(ctx, "rate", 0.0)
-    warmup_s = _float_param(ctx, "warmup_s", DEFAULT_WARMUP_S)
-    drain_s = _float_param(ctx, "drain_s", DEFAULT_DRAIN_S, minimum=0.1)
+    rate = float_param(ctx, "rate", 0.0)
+    warmup_s = float_param(ctx, "warmup_s", DEFAULT_WARMUP_S)
+    drain_s = float_param(ctx, "drain_s", DEFAULT_DRAIN_S, minimum=0.1)
     body_size = ctx.int_param("body_size", DEFAULT_BODY, minimum=24)
     loop = ctx.str_param("loop", "uvloop")
 
@@ -182,7 +153,7 @@ def run(ctx: Context) -> list[Row]:
         url = service.start()
         ctx.progress(f"server at {url} (pid {service.pid}), SQLite under {tmp}")
         try:
-            rows = _run_async(
+            rows = run_async(
                 _measure(
                     ctx, url, service.pid, clients=clients, duration_s=duration_s,
                     window=window, rate=rate, warmup_s=warmup_s, drain_s=drain_s,

@@ -8,19 +8,15 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis.config import SchemathesisConfig
-from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.testclient import TestClient
 
 from console.kit import FakeClock, b64, build_app, encode_json, signed_headers
+from fuzz_kit import SigningApp, fuzz_schemas, fuzz_settings
 from overt.crypto import DeterministicRng
 from overt.protocol import AccountIdentity, Device
 from overt.storage import open_memory
 
-_SIGNED = frozenset({"x-overt-device", "x-overt-timestamp", "x-overt-signature"})
 _REFUSALS = ["400", "401", "403", "404", "405", "409", "413", "415", "422", "429"]
 
 
@@ -43,58 +39,15 @@ def _build() -> tuple[Any, Any]:
     headers = signed_headers(device, "POST", "/v1/accounts", raw, clock.advance())
     assert client.post("/v1/accounts", content=raw, headers=headers).status_code == 201
 
-    class SigningApp:
-        async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-            if scope["type"] != "http":
-                await app(scope, receive, send)
-                return
-            chunks = []
-            while True:
-                message = await receive()
-                chunks.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    break
-            body = b"".join(chunks)
-            target = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-            if scope.get("query_string"):
-                target += "?" + scope["query_string"].decode("latin-1")
-            signed = signed_headers(device, scope["method"], target, body, clock.advance())
-            headers = [(k, v) for k, v in scope["headers"] if k.decode().lower() not in _SIGNED]
-            headers += [(k.lower().encode(), v.encode()) for k, v in signed.items()]
-            sent = False
+    def sign(method: str, target: str, body: bytes) -> dict[str, str]:
+        return signed_headers(device, method, target, body, clock.advance())
 
-            async def replay() -> dict[str, Any]:
-                nonlocal sent
-                if sent:
-                    return await receive()
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-
-            await app({**scope, "headers": headers}, replay, send)
-
-    return app, SigningApp()
+    return app, SigningApp(app, sign)
 
 
 _APP, _SIGNING = _build()
-bare = schemathesis.openapi.from_asgi(
-    "/openapi.json",
-    _APP,
-    config=SchemathesisConfig.from_dict(
-        {"checks": {"negative_data_rejection": {"expected-statuses": _REFUSALS}}}
-    ),
-).include(path_regex="^/v1/reports")
-signed = schemathesis.openapi.from_asgi("/openapi.json", _SIGNING).include(
-    path_regex="^/v1/reports"
-)
-signed.config.generation.update(modes=[GenerationMode.POSITIVE])
-
-_SETTINGS = settings(
-    max_examples=10,
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+bare, signed = fuzz_schemas(_APP, _SIGNING, _REFUSALS, path_regex="^/v1/reports")
+_SETTINGS = fuzz_settings(10)
 
 
 @bare.parametrize()
